@@ -1,0 +1,115 @@
+"""Annotators in the style of roboflow/supervision: small, composable, stateless.
+
+Each has one ``annotate(frame, result) -> frame`` method that draws on ``frame`` in place and
+returns it; compose them by calling one after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import HAND_CONNECTIONS, FrameResult
+
+LEFT_COLOUR, RIGHT_COLOUR = (255, 160, 40), (40, 120, 255)  # BGR
+
+
+def _colour(label: str) -> tuple[int, int, int]:
+    return RIGHT_COLOUR if label == "right" else LEFT_COLOUR
+
+
+def _thickness(frame: np.ndarray) -> int:
+    return max(1, int(round(max(frame.shape[:2]) / 400)))
+
+
+@dataclass
+class SkeletonAnnotator:
+    """The bones of each hand, coloured by handedness."""
+
+    thickness: int | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        t = self.thickness or _thickness(frame)
+        for hand in result.hands:
+            pts = np.round(hand.landmarks[:, :2]).astype(np.int32)
+            for a, b in HAND_CONNECTIONS:
+                cv2.line(frame, tuple(pts[a]), tuple(pts[b]), (255, 255, 255), t + 1, cv2.LINE_AA)
+                cv2.line(frame, tuple(pts[a]), tuple(pts[b]), _colour(hand.handedness.label), t, cv2.LINE_AA)
+        return frame
+
+
+@dataclass
+class LandmarkAnnotator:
+    """Dotted landmarks, their size showing per-landmark confidence."""
+
+    radius: int | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        r0 = self.radius or _thickness(frame) + 2
+        for hand in result.hands:
+            for (x, y, _), c in zip(hand.landmarks, hand.confidence, strict=True):
+                r = max(1, int(round(r0 * (0.5 + 0.5 * float(c)))))
+                cv2.circle(frame, (int(round(x)), int(round(y))), r, (0, 0, 0), -1, cv2.LINE_AA)
+                cv2.circle(frame, (int(round(x)), int(round(y))), max(1, r - 1), (60, 255, 60), -1, cv2.LINE_AA)
+        return frame
+
+
+@dataclass
+class BoxAnnotator:
+    """The rotated crop each hand was tracked in."""
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        for hand in result.hands:
+            pts = np.round(hand.box.corners()).astype(np.int32)
+            cv2.polylines(frame, [pts], True, (200, 200, 200), 1, cv2.LINE_AA)
+        return frame
+
+
+def _text(frame: np.ndarray, text: str, org: tuple[int, int], colour, scale: float) -> None:
+    t = max(1, int(round(scale * 2)))
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t + 2, cv2.LINE_AA)
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, t, cv2.LINE_AA)
+
+
+@dataclass
+class LabelAnnotator:
+    """Handedness, track id, score and any classifier labels above each hand."""
+
+    scale: float | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        s = self.scale or max(0.4, max(frame.shape[:2]) / 1200)
+        for hand in result.hands:
+            x = int(hand.landmarks[:, 0].min())
+            y = int(hand.landmarks[:, 1].min()) - 8
+            lines = [f"#{hand.track_id} {hand.handedness.label} {hand.score:.2f}"]
+            lines += [f"{k}: {v.name} {v.score:.2f}" for k, v in hand.labels.items()]
+            for i, line in enumerate(reversed(lines)):
+                _text(frame, line, (max(0, x), max(12, y - int(i * 28 * s))),
+                      _colour(hand.handedness.label), s)
+        return frame
+
+
+@dataclass
+class FpsAnnotator:
+    """Processing frames per second (from the result's pipeline time) in the top-left corner."""
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        ms = result.timings.get("pipeline") or result.timings.get("total")
+        if ms:
+            s = max(0.5, max(frame.shape[:2]) / 1000)
+            _text(frame, f"{1000.0 / ms:.0f} FPS", (10, int(30 * s)), (255, 255, 255), s)
+        return frame
+
+
+DEFAULT_ANNOTATORS = (SkeletonAnnotator(), LandmarkAnnotator(), LabelAnnotator(), FpsAnnotator())
+
+
+def annotate(frame: np.ndarray, result: FrameResult, annotators=DEFAULT_ANNOTATORS) -> np.ndarray:
+    """Draw ``result`` on a copy of ``frame`` with each annotator in turn."""
+    out = frame.copy()
+    for a in annotators:
+        out = a.annotate(out, result)
+    return out

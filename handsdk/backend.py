@@ -1,0 +1,38 @@
+"""What an inference backend implements (a third-party OpenVINO or TensorRT backend too).
+
+A backend plugin registers a factory through ``handsdk_register_backends``; the tracker calls
+``factory(device=..., threads=..., **options)`` and then ``load(spec, variant)`` once per model.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .models import ModelSpec
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """A loaded model. ``__call__`` takes a batch NHWC float32 RGB in [0, 1] and returns the
+    outputs in the manifest's ``outputs`` order, as numpy arrays."""
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    device: str  # what it runs on, e.g. "cpu", "CUDAExecutionProvider"
+
+    def load(self, spec: ModelSpec, variant: str = "fp32") -> Runner:
+        """Load ``spec`` (``variant`` "fp32" or "int8" where the backend supports it)."""
+        ...
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores up to 4 (what measured fastest on 2-core machines)."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))

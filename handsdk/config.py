@@ -1,0 +1,184 @@
+"""The config file (TOML) or dict that builds a :class:`~handsdk.Tracker`.
+
+Sections: ``[tracker]``, ``[backend]``, ``[filter]``, ``[[consumers]]``, ``[models]`` and
+``[source]``. Core sections are checked here; the options of a plugin section are checked
+against the plugin factory's signature when the tracker is built. Every problem raises a
+:class:`~handsdk.errors.ConfigError` naming the file, the key and what is valid.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TrackerConfig:
+    max_hands: int = 2
+    min_detection_confidence: float = 0.5  # detector score to start a hand
+    min_presence_confidence: float = 0.5  # landmark model's presence to keep a hand
+    mirrored: bool = False  # selfie camera: swap handedness
+    refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
+    fps: float = 30.0  # timestamps for process() calls that give none
+    detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
+
+
+@dataclass
+class PluginSection:
+    """A section that picks a plugin by ``name``; the other keys are its options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelsConfig:
+    manifest: str | None = None  # a manifest.json other than the bundled one
+    landmark: str | None = None  # a model file overriding the bundled landmark model
+    detector: str | None = None  # a model file overriding the bundled detector
+    variant: str = "fp32"  # "fp32" or "int8" (ONNX Runtime)
+
+
+@dataclass
+class Config:
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    backend: PluginSection = field(default_factory=lambda: PluginSection("onnxruntime"))
+    filter: PluginSection = field(default_factory=lambda: PluginSection("one_euro"))
+    consumers: list[PluginSection] = field(default_factory=list)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    source: PluginSection | None = None
+    origin: str = "<dict>"  # where the config came from, for error messages
+
+
+SECTIONS = ("tracker", "backend", "filter", "consumers", "models", "source")
+VARIANTS = ("fp32", "int8")
+
+
+def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{where}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _dataclass_section(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table of keys, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(known)}")
+        ftype = known[key].type
+        base = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}[ftype]
+        kwargs[key] = _check_type(where, key, value, base)
+    return cls(**kwargs)
+
+
+def _plugin_section(data: Any, where: str, default: str | None = None) -> PluginSection:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table with a 'name' key, got {type(data).__name__}")
+    opts = dict(data)
+    name = opts.pop("name", default)
+    if name is None:
+        raise ConfigError(f"{where}: missing 'name' (the plugin to use)")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: name must be a string, got {name!r}")
+    return PluginSection(name, opts)
+
+
+def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
+    """Validate a config dict (the shape of the TOML file) into a :class:`Config`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: a config must be a table/dict, got {type(data).__name__}")
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown section [{key}]; valid sections: "
+                              + ", ".join(f"[{s}]" if s != "consumers" else "[[consumers]]" for s in SECTIONS))
+    cfg = Config(origin=origin)
+    if "tracker" in data:
+        cfg.tracker = _dataclass_section(TrackerConfig, data["tracker"], f"{origin} [tracker]")
+        t = cfg.tracker
+        if not 1 <= t.max_hands <= 16:
+            raise ConfigError(f"{origin} [tracker]: max_hands must be 1..16, got {t.max_hands}")
+        for k in ("min_detection_confidence", "min_presence_confidence"):
+            if not 0.0 <= getattr(t, k) <= 1.0:
+                raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
+        if t.fps <= 0:
+            raise ConfigError(f"{origin} [tracker]: fps must be > 0, got {t.fps}")
+        if t.detector_interval < 0:
+            raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
+    if "backend" in data:
+        cfg.backend = _plugin_section(data["backend"], f"{origin} [backend]", "onnxruntime")
+    if "filter" in data:
+        cfg.filter = _plugin_section(data["filter"], f"{origin} [filter]", "one_euro")
+    if "consumers" in data:
+        cons = data["consumers"]
+        if not isinstance(cons, list):
+            raise ConfigError(f"{origin}: consumers must be an array of tables ([[consumers]])")
+        cfg.consumers = [_plugin_section(c, f"{origin} [[consumers]] #{i + 1}") for i, c in enumerate(cons)]
+    if "models" in data:
+        cfg.models = _dataclass_section(ModelsConfig, data["models"], f"{origin} [models]")
+        if cfg.models.variant not in VARIANTS:
+            raise ConfigError(f"{origin} [models]: variant {cfg.models.variant!r} unknown; "
+                              f"valid: {', '.join(VARIANTS)}")
+    if "source" in data:
+        cfg.source = _plugin_section(data["source"], f"{origin} [source]")
+    return cfg
+
+
+def load_config(source: str | Path | Mapping[str, Any] | Config | None) -> Config:
+    """A :class:`Config` from a TOML path, a dict, an existing Config, or None (defaults)."""
+    if source is None:
+        return Config()
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    cfg = parse_config(data, str(path))
+    base = path.parent
+    for key in ("manifest", "landmark", "detector"):
+        value = getattr(cfg.models, key)
+        if value and not Path(value).is_absolute():
+            setattr(cfg.models, key, str(base / value))
+    return cfg
+
+
+def build_component(factory: Callable[..., Any], options: Mapping[str, Any], where: str) -> Any:
+    """Call a plugin factory with config options; a wrong option becomes a ConfigError that
+    lists the options the plugin accepts."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        accepted = [n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        for key in options:
+            if key not in accepted:
+                raise ConfigError(f"{where}: unknown option {key!r}; accepted: "
+                                  f"{', '.join(accepted) or '(none)'}")
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

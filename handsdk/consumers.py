@@ -1,0 +1,113 @@
+"""What a consumer implements, and how the tracker calls them without ever failing because
+of one.
+
+Classifier consumers (``kind = "classifier"``) run first, in config order, and may write
+``hand.labels``; sink consumers (overlay, writers, apps) run after them and see those labels.
+A consumer that raises is logged with its name and counted; the others still get the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .types import FrameResult, Hand
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    kind: str  # "classifier" or "sink"
+
+    def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None: ...
+
+
+class StillClassifier(Protocol):
+    """A classifier that can also label hands of a still image (``Tracker.detect``)."""
+
+    def classify(self, hands: list[Hand], image: np.ndarray | None) -> None: ...
+
+
+class ConsumerSlot:
+    """One configured consumer: its name, call/error counters, and isolation."""
+
+    def __init__(self, name: str, consumer: Any):
+        self.name, self.consumer = name, consumer
+        self.kind = getattr(consumer, "kind", "sink")
+        self.calls = self.errors = 0
+
+    def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        self.calls += 1
+        try:
+            self.consumer(result, frame)
+        except Exception:
+            self.errors += 1
+            if self.errors <= 3 or self.errors % 100 == 0:
+                log.exception("consumer %r raised on frame %d (%d errors so far); tracking goes on",
+                              self.name, result.frame_index, self.errors)
+
+    def classify(self, hands: list[Hand], image: np.ndarray | None) -> None:
+        fn = getattr(self.consumer, "classify", None)
+        if fn is None:
+            return
+        try:
+            fn(hands, image)
+        except Exception:
+            self.errors += 1
+            log.exception("consumer %r raised while classifying a still image", self.name)
+
+    def close(self) -> None:
+        fn = getattr(self.consumer, "close", None)
+        if fn is not None:
+            try:
+                fn()
+            except Exception:
+                log.exception("consumer %r raised on close", self.name)
+
+
+class AsyncSinks:
+    """Run sink consumers on a worker thread behind a bounded queue (live mode).
+
+    Drop policy: when the queue is full the *oldest* queued frame is dropped, so sinks always
+    see the latest results; ``dropped`` counts what was dropped.
+    """
+
+    def __init__(self, slots: list[ConsumerSlot], maxsize: int = 8):
+        self.slots = slots
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._work, name="handsdk-sinks", daemon=True)
+        self._thread.start()
+
+    def put(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        while True:
+            try:
+                self.queue.put_nowait((result, frame))
+                return
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    self.queue.task_done()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                for slot in self.slots:
+                    slot(*item)
+            finally:
+                self.queue.task_done()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout=10)

@@ -1,0 +1,126 @@
+"""Finding the shared real-photo datasets (``../shared/data`` or ``$HANDSDK_DATA``).
+
+Each image becomes a :class:`Photo` with the dataset's class label and a *group*: the source
+photo it was made from, so that validation splits never share a photo with training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+#: Datasets whose licence lets shipped weights be trained on them (rock_paper_scissors is
+#: CC BY-SA: evaluation only).
+TRAINABLE = ("sign_digits", "asl_letters", "gesture_counts")
+EVAL_ONLY = ("rock_paper_scissors",)
+
+
+def data_root() -> Path | None:
+    """``$HANDSDK_DATA`` if set, else ``../shared/data`` beside the project, else None."""
+    env = os.environ.get("HANDSDK_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def teacher_root() -> Path | None:
+    """MediaPipe's TFLite hand models (``../shared/teacher``), used to pseudo-label and compare."""
+    env = os.environ.get("HANDSDK_TEACHER")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    root = data_root()
+    if root is not None and (root.parent / "teacher").is_dir():
+        return root.parent / "teacher"
+    return None
+
+
+@dataclass(frozen=True)
+class Photo:
+    path: Path
+    dataset: str
+    split: str  # "train" or "valid": validation never shares a group with training
+    group: str  # source-photo id
+    label: str  # the dataset's class name ("A", "3", "rock", "two" …)
+
+
+def _group_of(name: str) -> str:
+    stem = Path(name).stem
+    return stem.split("_jpg")[0].split("_png")[0]
+
+
+def _hash_split(group: str, valid_percent: int = 15) -> str:
+    h = int(hashlib.md5(group.encode()).hexdigest()[:8], 16)
+    return "valid" if h % 100 < valid_percent else "train"
+
+
+def _yolo_names(folder: Path) -> list[str]:
+    names: list[str] = []
+    for line in (folder / "data.yaml").read_text().splitlines():
+        if line.strip().startswith("names:"):
+            inner = line.split(":", 1)[1].strip().strip("[]")
+            names = [n.strip().strip("'\"") for n in inner.split(",") if n.strip()]
+    return names
+
+
+def _yolo_photos(root: Path, dataset: str) -> Iterator[Photo]:
+    folder = root / dataset
+    names = _yolo_names(folder)
+    train_groups: set[str] = set()
+    for split in ("train", "valid"):
+        for img in sorted((folder / split / "images").iterdir()):
+            if img.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            group = _group_of(img.name)
+            if split == "train":
+                train_groups.add(group)
+            elif group in train_groups:  # never let a source photo sit on both sides
+                continue
+            label_file = folder / split / "labels" / (img.stem + ".txt")
+            label = ""
+            if label_file.exists():
+                rows = label_file.read_text().split()
+                if rows:
+                    label = names[int(rows[0])] if names else rows[0]
+            yield Photo(img, dataset, split, f"{dataset}/{group}", label)
+
+
+def _folder_photos(root: Path, dataset: str) -> Iterator[Photo]:
+    folder = root / dataset
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for img in sorted(cls.iterdir()):
+            if img.suffix.lower() in IMAGE_SUFFIXES:
+                group = f"{dataset}/{img.stem}"
+                yield Photo(img, dataset, _hash_split(group), group, cls.name)
+
+
+def iter_photos(datasets: tuple[str, ...] = TRAINABLE + EVAL_ONLY) -> Iterator[Photo]:
+    """Every photo of the named datasets (nothing if the data folder is absent)."""
+    root = data_root()
+    if root is None:
+        return
+    for name in datasets:
+        if not (root / name).is_dir():
+            continue
+        if (root / name / "data.yaml").exists():
+            yield from _yolo_photos(root, name)
+        else:
+            yield from _folder_photos(root, name)
+
+
+def yolo_box(photo: Photo) -> tuple[float, float, float, float] | None:
+    """The first YOLO box (cx, cy, w, h, normalised) of a photo, if it has one."""
+    label_file = photo.path.parent.parent / "labels" / (photo.path.stem + ".txt")
+    if not label_file.exists():
+        return None
+    rows = label_file.read_text().split()
+    if len(rows) < 5:
+        return None
+    return tuple(float(v) for v in rows[1:5])  # type: ignore[return-value]

@@ -1,0 +1,31 @@
+"""Every error the public API raises on bad input derives from :class:`HandSDKError`."""
+
+from __future__ import annotations
+
+
+class HandSDKError(Exception):
+    """Base class: catch this to handle anything handsdk refuses."""
+
+
+class ConfigError(HandSDKError, ValueError):
+    """A config file or dict is malformed, or names something unknown."""
+
+
+class PluginNotFoundError(ConfigError, LookupError):
+    """A config names a plugin that is not registered."""
+
+
+class MissingDependencyError(HandSDKError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ModelError(HandSDKError):
+    """A model file is missing, truncated, corrupt or does not match its manifest."""
+
+
+class FrameError(HandSDKError, ValueError):
+    """An image or frame has a shape, dtype or type that handsdk cannot interpret."""
+
+
+class SourceError(HandSDKError):
+    """A capture source cannot be opened or failed mid-stream."""

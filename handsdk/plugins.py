@@ -1,0 +1,153 @@
+"""The plugin manager: loads the ``handsdk`` entry-point group and collects registered components.
+
+``HANDSDK_LOAD_PLUGINS`` (comma-separated entry-point names) loads only those plugins;
+``HANDSDK_BLOCK_PLUGINS`` skips the named ones. First-party plugins load through the same entry
+points as anybody else's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginNotFoundError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("backend", "filter", "consumer", "source")
+_HOOKS = {
+    "backend": "handsdk_register_backends",
+    "filter": "handsdk_register_filters",
+    "consumer": "handsdk_register_consumers",
+    "source": "handsdk_register_sources",
+}
+
+pm = pluggy.PluginManager("handsdk")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class LoadFailure:
+    """An entry point that could not be imported: reported by ``handsdk plugins``, not fatal."""
+
+    name: str
+    value: str
+    distribution: str
+    error: str
+
+
+load_failures: list[LoadFailure] = []
+_distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+_loaded = False
+
+
+def _env_names(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {n.strip() for n in raw.split(",") if n.strip()}
+
+
+def load_plugins() -> None:
+    """Import and register every ``handsdk`` entry point (once), honouring the env vars."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    only = _env_names("HANDSDK_LOAD_PLUGINS")
+    block = _env_names("HANDSDK_BLOCK_PLUGINS") or set()
+    for ep in metadata.entry_points(group="handsdk"):
+        if (only is not None and ep.name not in only) or ep.name in block:
+            continue
+        if pm.has_plugin(ep.name):
+            continue
+        dist = ep.dist.name if ep.dist is not None else "?"
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+            if ep.dist is not None:
+                _distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
+        except Exception as exc:  # a broken plugin must not take the SDK down
+            log.warning("handsdk plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
+            load_failures.append(LoadFailure(ep.name, ep.value, dist, f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered backend, filter, consumer or source."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    distribution: str
+    version: str
+
+
+def _plugin_dist(plugin_name: str) -> tuple[str, str]:
+    return _distributions.get(plugin_name, ("(registered in code)", ""))
+
+
+def components(kind: str) -> dict[str, Component]:
+    """Every registered component of ``kind`` by name (later registrations do not override)."""
+    if kind not in _HOOKS:
+        raise ValueError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    load_plugins()
+    found: dict[str, Component] = {}
+    hook = getattr(pm.hook, _HOOKS[kind])
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        plugin_name = pm.get_name(impl.plugin) or "?"
+        dist, version = _plugin_dist(plugin_name)
+
+        def register(name: str, factory: Callable[..., Any], _p=plugin_name, _d=dist, _v=version):
+            if name in found:
+                log.warning("%s %r from %s ignored: already registered by %s", kind, name, _p,
+                            found[name].plugin)
+                return
+            found[name] = Component(kind, name, factory, _p, _d, _v)
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            log.warning("plugin %r failed to register its %ss: %s", plugin_name, kind, exc)
+    return found
+
+
+def get_component(kind: str, name: str) -> Component:
+    """The component ``name`` of ``kind``, or an error listing the valid names."""
+    found = components(kind)
+    if name not in found:
+        valid = ", ".join(sorted(found)) or "(none registered)"
+        raise PluginNotFoundError(f"unknown {kind} {name!r}; registered {kind}s: {valid}")
+    return found[name]
+
+
+def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
+    """Call an event hook on every plugin, logging (not raising) each plugin's failure."""
+    load_plugins()
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception:
+            log.exception("handsdk plugin %r raised in %s", pm.get_name(impl.plugin), hook_name)
+
+
+def import_optional(module: str, extra: str) -> Any:
+    """Import an optional dependency or raise an error naming the extra that provides it."""
+    from .errors import MissingDependencyError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module!r} is not installed ({exc}); install it with: pip install 'handsdk[{extra}]'"
+        ) from exc

@@ -1,0 +1,47 @@
+"""What a capture source implements, and how ``Tracker.run`` picks one for a spec.
+
+A source plugin registers a class with ``accepts(spec) -> bool`` (classmethod) and an
+iterator of frames; a frame is a BGR array or a ``(frame, timestamp_ms)`` pair. A source that
+ends or fails ends the run cleanly; failures mid-stream are logged and raised as
+:class:`~handsdk.errors.SourceError` only when nothing was read at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import SourceError
+from .plugins import components
+
+
+@runtime_checkable
+class Source(Protocol):
+    fps: float | None  # frames per second when known (timestamps), else None
+
+    def __iter__(self) -> Iterator[np.ndarray | tuple[np.ndarray, float]]: ...
+
+    def close(self) -> None: ...
+
+
+def open_source(spec: Any, name: str | None = None, **options: Any) -> Source:
+    """Open ``spec`` with the named source, or with the first registered source accepting it."""
+    from .config import build_component
+
+    found = components("source")
+    if name is not None:
+        if name not in found:
+            from .errors import PluginNotFoundError
+
+            raise PluginNotFoundError(f"unknown source {name!r}; registered sources: "
+                                      f"{', '.join(sorted(found)) or '(none)'}")
+        return build_component(found[name].factory, {"spec": spec, **options}, f"source {name!r}")
+    for comp in found.values():
+        accepts = getattr(comp.factory, "accepts", None)
+        if accepts is not None and accepts(spec):
+            return build_component(comp.factory, {"spec": spec, **options}, f"source {comp.name!r}")
+    raise SourceError(f"no source can open {spec!r}; give a camera index (0), a video file, an image "
+                      f"file, a folder of images, 'synthetic', or an iterable of frames "
+                      f"(registered sources: {', '.join(sorted(found)) or '(none)'})")

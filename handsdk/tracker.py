@@ -1,0 +1,318 @@
+"""The :class:`Tracker`: capture → detect → smooth → emit.
+
+Detect is MediaPipe's scheme: a hand detector on the full frame and a landmark model on a
+rotation-aligned square crop around each hand. In video mode each hand's next crop is built
+from its current landmarks, so the detector runs only while fewer than ``max_hands`` hands are
+tracked; a hand whose presence falls below threshold is dropped and its track ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import Config, build_component, load_config
+from .consumers import AsyncSinks, ConsumerSlot
+from .detection import Detection, decode, letterbox
+from .errors import ConfigError, HandSDKError
+from .frames import as_bgr
+from .geometry import crop_points_to_image, rect_from_landmarks, rect_iou, warp_crop
+from .models import model_spec
+from .plugins import call_hook_safely, get_component
+from .sources import open_source
+from .types import FrameResult, Hand, Handedness, RotatedRect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Track:
+    id: int
+    rect: RotatedRect  # crop for the next frame, from the raw landmarks
+    filter: Any
+    raw: np.ndarray | None = None
+
+
+@dataclass
+class _Candidate:
+    rect: RotatedRect
+    track: _Track | None
+    detection: Detection | None = None
+
+
+class Tracker:
+    """Hand landmarks for still images (:meth:`detect`) and video (:meth:`process`, :meth:`run`).
+
+    ``Tracker()`` uses the bundled models and default plugins; ``Tracker(config)`` or
+    :meth:`from_config` takes a TOML path, a dict of the same shape, or a :class:`Config`.
+    One Tracker per thread: it keeps per-video state; use one instance per stream.
+    """
+
+    def __init__(self, config: str | Path | Mapping[str, Any] | Config | None = None):
+        self.config = load_config(config)
+        cfg = self.config
+        self._owner = threading.get_ident()
+        self._closed = False
+        be = get_component("backend", cfg.backend.name)
+        self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
+        m = cfg.models
+        self.landmark_spec = model_spec("landmark", m.manifest, m.landmark)
+        self.detector_spec = model_spec("detector", m.manifest, m.detector)
+        self._landmark = self.backend.load(self.landmark_spec, m.variant)
+        self._detector = self.backend.load(self.detector_spec, m.variant)
+        self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
+        self._filter_factory = get_component("filter", cfg.filter.name).factory
+        self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
+        build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
+        self.consumers: list[ConsumerSlot] = []
+        for i, section in enumerate(cfg.consumers):
+            comp = get_component("consumer", section.name)
+            obj = build_component(comp.factory, section.options,
+                                  f"{cfg.origin} [[consumers]] #{i + 1} {section.name!r}")
+            self.consumers.append(ConsumerSlot(section.name, obj))
+        self._async: AsyncSinks | None = None
+        self._ids = itertools.count(1)
+        self.reset()
+        self.stats = {"frames": 0, "detector_calls": 0}
+        call_hook_safely("handsdk_on_tracker_start", tracker=self)
+
+    @classmethod
+    def from_config(cls, config: str | Path | Mapping[str, Any]) -> Tracker:
+        """Build a tracker from a TOML file path or a dict with the same sections."""
+        return cls(config)
+
+    # -- state -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every track (a new video)."""
+        self._tracks: list[_Track] = []
+        self._frame_index = 0
+        self._last_ts: float | None = None
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close consumers (writers finish their files); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._async is not None:
+            self._async.close()
+        for slot in self.consumers:
+            slot.close()
+        call_hook_safely("handsdk_on_tracker_close", tracker=self)
+
+    # -- models ------------------------------------------------------------------------------
+    def _run_detector(self, rgb: np.ndarray) -> list[Detection]:
+        size = self.detector_spec.input_size
+        square, scale, offset = letterbox(rgb, size)
+        heat, geom = self._detector(square[None].astype(np.float32) * (1 / 255.0))[:2]
+        self.stats["detector_calls"] += 1
+        return decode(heat[0, 0], geom[0], size, scale, offset,
+                      self.config.tracker.min_detection_confidence, self.config.tracker.max_hands)
+
+    def _run_landmarks(self, rgb: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
+        if not rects:
+            return []
+        size = self.landmark_spec.input_size
+        batch = np.stack([warp_crop(rgb, r, size) for r in rects]).astype(np.float32) * (1 / 255.0)
+        lms, conf, presence, right = self._landmark(batch)[:4]
+        out = []
+        for i, rect in enumerate(rects):
+            out.append({"landmarks": crop_points_to_image(lms[i], rect), "confidence": conf[i],
+                        "presence": float(presence[i].ravel()[0]), "right": float(right[i].ravel()[0]),
+                        "rect": rect})
+        return out
+
+    def _handedness(self, right: float) -> Handedness:
+        if self.config.tracker.mirrored:
+            right = 1.0 - right
+        return Handedness("right", right) if right >= 0.5 else Handedness("left", 1.0 - right)
+
+    @staticmethod
+    def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop a hand whose landmarks sit on a better one (two crops on the same hand)."""
+        kept: list[dict[str, Any]] = []
+        for it in sorted(items, key=lambda d: (d.get("track") is None, -d["presence"])):
+            lm = it["landmarks"][:, :2]
+            size = max(float(np.ptp(lm, axis=0).max()), 1.0)
+            if any(float(np.linalg.norm(lm - k["landmarks"][:, :2], axis=1).mean()) < 0.15 * size
+                   for k in kept):
+                continue
+            kept.append(it)
+        return kept
+
+    # -- still images ------------------------------------------------------------------------
+    def detect(self, image: np.ndarray) -> list[Hand]:
+        """Hands in a still image; no temporal state is used or changed.
+
+        The detector proposes crops; the landmark model runs on each, and (``refine_still``)
+        once more on the crop rebuilt from its own landmarks.
+        """
+        bgr = as_bgr(image)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        t = self.config.tracker
+        rects = [d.rect(self.crop_scale) for d in self._run_detector(rgb)]
+        found = [f for f in self._run_landmarks(rgb, rects) if f["presence"] >= t.min_presence_confidence]
+        if t.refine_still and found:
+            again = self._run_landmarks(rgb, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
+            found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
+        found = self._dedupe(found)[: t.max_hands]
+        hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
+        for slot in self.consumers:
+            if slot.kind == "classifier":
+                slot.classify(hands, bgr)
+        return hands
+
+    def _make_hand(self, f: dict[str, Any], landmarks: np.ndarray, track_id: int) -> Hand:
+        return Hand(landmarks=landmarks.astype(np.float32), confidence=np.asarray(f["confidence"], np.float32),
+                    score=f["presence"], handedness=self._handedness(f["right"]), box=f["rect"],
+                    track_id=track_id)
+
+    # -- video -------------------------------------------------------------------------------
+    def process(self, frame: np.ndarray, timestamp_ms: float | None = None) -> FrameResult:
+        """Track hands in the next video frame; returns a :class:`FrameResult`.
+
+        ``timestamp_ms`` drives the filters; without it frames are assumed ``1000 / fps`` apart.
+        A timestamp that repeats or goes backwards is moved just after the previous one.
+        """
+        if self._closed:
+            raise HandSDKError("this Tracker is closed; create a new one")
+        t0 = time.perf_counter()
+        bgr = as_bgr(frame, "frame")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        ts = self._timestamp(timestamp_ms)
+        cfg = self.config.tracker
+        timings: dict[str, float] = {"preprocess": 0.0}
+        t1 = time.perf_counter()
+        timings["preprocess"] = (t1 - t0) * 1000
+        candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
+        ran_detector = False
+        periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0
+        if len(self._tracks) < cfg.max_hands or periodic:
+            ran_detector = True
+            for det in self._run_detector(rgb):
+                rect = det.rect(self.crop_scale)
+                if any(rect_iou(rect, c.rect) > 0.3 or
+                       np.hypot(*np.subtract(rect.center, c.rect.center)) < 0.3 * c.rect.size[0]
+                       for c in candidates):
+                    continue
+                candidates.append(_Candidate(rect, None, det))
+        t2 = time.perf_counter()
+        timings["detect"] = (t2 - t1) * 1000
+        found = self._run_landmarks(rgb, [c.rect for c in candidates])
+        for f, c in zip(found, candidates, strict=True):
+            f["track"] = c.track
+        found = [f for f in found if f["presence"] >= cfg.min_presence_confidence]
+        found = self._dedupe(found)[: cfg.max_hands]
+        t3 = time.perf_counter()
+        timings["landmarks"] = (t3 - t2) * 1000
+        tracks, hands = [], []
+        for f in found:
+            tr = f["track"]
+            if tr is None:
+                tr = _Track(next(self._ids), f["rect"],
+                            build_component(self._filter_factory, self.config.filter.options, self._filter_where))
+            tr.raw = f["landmarks"]
+            tr.rect = rect_from_landmarks(f["landmarks"], self.crop_scale)
+            smooth = tr.filter(f["landmarks"].astype(np.float64), ts / 1000.0)
+            tracks.append(tr)
+            hands.append(self._make_hand(f, np.asarray(smooth, np.float32), tr.id))
+        self._tracks = tracks
+        t4 = time.perf_counter()
+        timings["smooth"] = (t4 - t3) * 1000
+        timings["pipeline"] = (t4 - t0) * 1000  # what consumers can show as processing FPS
+        result = FrameResult(self._frame_index, ts, hands, (bgr.shape[1], bgr.shape[0]), timings, ran_detector)
+        self._frame_index += 1
+        self.stats["frames"] += 1
+        self._emit(result, bgr)
+        timings["emit"] = (time.perf_counter() - t4) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return result
+
+    def _timestamp(self, timestamp_ms: float | None) -> float:
+        if timestamp_ms is None:
+            ts = self._frame_index * 1000.0 / self.config.tracker.fps
+            if self._last_ts is not None:
+                ts = max(ts, self._last_ts + 1000.0 / self.config.tracker.fps)
+        else:
+            try:
+                ts = float(timestamp_ms)
+            except (TypeError, ValueError):
+                raise ConfigError(f"timestamp_ms must be a number, got {timestamp_ms!r}") from None
+            if not np.isfinite(ts):
+                raise ConfigError(f"timestamp_ms must be finite, got {timestamp_ms!r}")
+            if self._last_ts is not None and ts <= self._last_ts:
+                log.debug("timestamp %.3f ms is not after %.3f ms; using %.3f", ts, self._last_ts,
+                          self._last_ts + 0.001)
+                ts = self._last_ts + 0.001
+        self._last_ts = ts
+        return ts
+
+    def _emit(self, result: FrameResult, frame: np.ndarray) -> None:
+        sinks = []
+        for slot in self.consumers:
+            if slot.kind == "classifier":
+                slot(result, frame)
+            else:
+                sinks.append(slot)
+        if self._async is not None:
+            self._async.put(result, frame)
+        else:
+            for slot in sinks:
+                slot(result, frame)
+        call_hook_safely("handsdk_on_result", result=result)
+
+    def run(self, source: Any = None, *, live: bool = False, max_frames: int | None = None,
+            **source_options: Any) -> Iterator[FrameResult]:
+        """Track every frame of ``source``: a camera index, a video, an image, a folder,
+        ``"synthetic"``, or any iterable of frames (or ``(frame, timestamp_ms)`` pairs).
+
+        ``live=True`` runs sink consumers on a worker thread behind a bounded queue that drops
+        the oldest frames when they fall behind (``tracker.dropped_frames`` counts them).
+        """
+        cfg_src = self.config.source
+        if source is None and cfg_src is None:
+            raise ConfigError("Tracker.run needs a source: pass one or set [source] in the config")
+        name = None
+        if source is None:
+            source, name = cfg_src.options.get("spec"), cfg_src.name
+            source_options = {**{k: v for k, v in cfg_src.options.items() if k != "spec"}, **source_options}
+        if live and self._async is None:
+            self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
+        self.reset()
+        src = source if _is_frame_iterable(source) else open_source(source, name, **source_options)
+        try:
+            fps = getattr(src, "fps", None) or self.config.tracker.fps
+            for i, item in enumerate(src):
+                if max_frames is not None and i >= max_frames:
+                    break
+                frame, ts = item if isinstance(item, tuple) else (item, i * 1000.0 / fps)
+                yield self.process(frame, ts)
+        finally:
+            close = getattr(src, "close", None)
+            if close is not None and src is not source:
+                close()
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._async.dropped if self._async is not None else 0
+
+
+def _is_frame_iterable(obj: Any) -> bool:
+    """An in-memory iterable of frames (a list or generator), as opposed to a spec to open."""
+    if isinstance(obj, (str, bytes, Path, int, np.ndarray)):
+        return False
+    return isinstance(obj, Iterable) and not isinstance(obj, Mapping) and not hasattr(obj, "accepts")

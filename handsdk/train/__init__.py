@@ -1,0 +1,1 @@
+"""Training, pseudo-labelling and export of handsdk's own models (needs ``handsdk[train]``)."""

@@ -1,0 +1,144 @@
+"""Batched augmentation in torch, on whatever device trains (GPU or CPU).
+
+Crops are cut with one ``grid_sample`` per batch from a padded canvas of source images, so a
+GPU is never starved by a 2-core loader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Canvas:
+    """Source images padded into one (N, 3, S, S) uint8 tensor, with their true sizes."""
+
+    def __init__(self, images: list[np.ndarray], device: torch.device, side: int | None = None):
+        side = side or max(max(im.shape[:2]) for im in images)
+        data = np.zeros((len(images), side, side, 3), np.uint8)
+        sizes = np.zeros((len(images), 2), np.float32)
+        for i, im in enumerate(images):
+            h, w = im.shape[:2]
+            data[i, :h, :w] = im[:, :, ::-1]  # BGR → RGB
+            sizes[i] = (w, h)
+        self.data = torch.from_numpy(data).to(device).permute(0, 3, 1, 2).contiguous()
+        self.sizes = torch.from_numpy(sizes).to(device)
+        self.side = side
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def sample(self, idx: torch.Tensor, crop_to_image: torch.Tensor, out_size: int) -> torch.Tensor:
+        """Warp images ``idx`` with per-sample 2×3 crop-pixel → image-pixel matrices.
+
+        Returns (B, 3, out, out) float in [0, 1]; outside the image is zero, like the tracker.
+        """
+        b = idx.shape[0]
+        s = self.side
+        # crop normalised u ∈ [-1, 1] → crop pixel p = (u + 1) * out / 2 - 0.5
+        n_crop_inv = torch.tensor([[out_size / 2, 0, out_size / 2 - 0.5],
+                                   [0, out_size / 2, out_size / 2 - 0.5], [0, 0, 1]],
+                                  device=self.device, dtype=torch.float32)
+        # image pixel q → image normalised v = (q + 0.5) * 2 / s - 1
+        n_img = torch.tensor([[2 / s, 0, 1 / s - 1], [0, 2 / s, 1 / s - 1]],
+                             device=self.device, dtype=torch.float32)
+        m = torch.cat([crop_to_image, torch.tensor([0, 0, 1.0], device=self.device)
+                       .expand(b, 1, 3)], 1)
+        theta = n_img @ m @ n_crop_inv
+        grid = F.affine_grid(theta, (b, 3, out_size, out_size), align_corners=False)
+        src = self.data[idx].float() / 255.0
+        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # zero what lies outside the image's true size (the canvas is padded)
+        q = (grid + 1) * s / 2  # image pixel coords of each output pixel
+        wh = self.sizes[idx][:, None, None, :]
+        inside = ((q >= 0) & (q < wh)).all(-1)
+        return out * inside[:, None].float()
+
+
+def rect_matrices(center: torch.Tensor, side: torch.Tensor, angle: torch.Tensor,
+                  out_size: int) -> torch.Tensor:
+    """Batched :func:`handsdk.geometry.crop_to_image_matrix` (B, 2, 3)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    k = side / out_size
+    lin = torch.stack([torch.stack([c * k, -s * k], -1), torch.stack([s * k, c * k], -1)], -2)
+    offset = center - (lin @ torch.full_like(center, out_size / 2)[..., None])[..., 0]
+    return torch.cat([lin, offset[..., None]], -1)
+
+
+def hand_frame(landmarks: torch.Tensor):
+    """Angle (wrist → middle MCP up) and the rotated bounding box (centre, side) of each hand."""
+    v = landmarks[:, 9, :2] - landmarks[:, 0, :2]
+    angle = torch.atan2(v[:, 0], -v[:, 1])
+    c, s = torch.cos(angle), torch.sin(angle)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (B, 2, 2)
+    local = landmarks[..., :2] @ rot  # R^T p for each point
+    lo, hi = local.min(1).values, local.max(1).values
+    mid = (lo + hi) / 2
+    center = (rot @ mid[..., None])[..., 0]
+    side = (hi - lo).max(-1).values
+    return angle, center, side
+
+
+def to_crop_coords(points: torch.Tensor, crop_to_image: torch.Tensor, out_size: int) -> torch.Tensor:
+    """Image-pixel points (B, K, 2) → crop-normalised [0, 1] coordinates."""
+    lin, off = crop_to_image[..., :2], crop_to_image[..., 2]
+    inv = torch.linalg.inv(lin)
+    p = (points - off[:, None, :]) @ inv.transpose(1, 2)
+    return p / out_size
+
+
+def photometric(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Colour, grey, blur, down-up sampling, noise and cut-out occlusion on a (B, 3, H, W) batch."""
+    b, _, h, w = x.shape
+    dev = x.device
+
+    def r(*shape):
+        return torch.rand(*shape, device=dev, generator=gen)
+
+    gain = 0.6 + 0.8 * r(b, 1, 1, 1)
+    tint = 0.85 + 0.3 * r(b, 3, 1, 1)
+    bias = (r(b, 1, 1, 1) - 0.5) * 0.3
+    mean = x.mean((1, 2, 3), keepdim=True)
+    contrast = 0.6 + 0.8 * r(b, 1, 1, 1)
+    x = ((x - mean) * contrast + mean) * gain * tint + bias
+    grey = (r(b, 1, 1, 1) < 0.1).float()
+    x = grey * x.mean(1, keepdim=True).expand_as(x) + (1 - grey) * x
+    # blur: a 5-tap box/gaussian on a random third of the batch
+    k = torch.tensor([1, 4, 6, 4, 1], device=dev, dtype=x.dtype)
+    k = (k[:, None] * k[None, :]) / 256
+    blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k.expand(3, 1, 5, 5), groups=3)
+    sel = (r(b, 1, 1, 1) < 0.3).float()
+    x = sel * blurred + (1 - sel) * x
+    # low resolution (a far-away or compressed hand)
+    sel = r(b) < 0.2
+    if sel.any():
+        f = 0.25 + 0.5 * float(r(1))
+        small = F.interpolate(x[sel], scale_factor=f, mode="bilinear", align_corners=False)
+        x[sel] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    x = x + torch.randn(x.shape, device=dev, generator=gen) * (0.04 * r(b, 1, 1, 1))
+    # cut-out occlusion: one rectangle of flat colour on a quarter of the batch
+    sel = r(b) < 0.25
+    if sel.any():
+        n = int(sel.sum())
+        cx, cy = r(n) * w, r(n) * h
+        rw, rh = (0.1 + 0.25 * r(n)) * w, (0.1 + 0.25 * r(n)) * h
+        yy = torch.arange(h, device=dev)[None, :, None]
+        xx = torch.arange(w, device=dev)[None, None, :]
+        mask = ((xx - cx[:, None, None]).abs() < rw[:, None, None] / 2) & (
+            (yy - cy[:, None, None]).abs() < rh[:, None, None] / 2)
+        colour = r(n, 3, 1, 1)
+        xs = x[sel]
+        x[sel] = torch.where(mask[:, None], colour.expand_as(xs), xs)
+    return x.clamp(0, 1)
+
+
+def random_angle_jitter(b: int, device, gen=None, sigma: float = 0.3, wide: float = 0.15) -> torch.Tensor:
+    """Mostly small rotations around upright, some up to ±60°: what a detector's angle errs by."""
+    a = torch.randn(b, device=device, generator=gen) * sigma
+    w = torch.rand(b, device=device, generator=gen) < wide
+    a[w] = (torch.rand(int(w.sum()), device=device, generator=gen) - 0.5) * (2 * math.pi / 3)
+    return a

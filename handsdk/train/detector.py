@@ -1,0 +1,235 @@
+"""Train the hand detector: ``python -m handsdk.train.detector --pack PACK --minutes 20``.
+
+Each training frame places a pseudo-labelled hand at a random scale, position and rotation
+(full circle) in a letterboxed 192² frame over a random background; a third of the frames are
+two-hand mosaics. Targets are CenterNet heatmaps plus the crop geometry the tracker needs
+(centre, side, wrist and middle-MCP points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import Canvas, hand_frame, photometric, rect_matrices, to_crop_coords
+from .loop import Trainer, build_pool, plot_curves
+from .nets import DetectorNet
+
+STRIDE = 8
+
+
+def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
+    """Frames where hand ``idx`` has side ``frac*size`` and centre ``cxy`` (pixels), turned by
+    ``angle`` from upright (or from the photo's own orientation where ``upright`` is False)."""
+    h_angle, h_center, h_side = hand_frame(lm[idx])
+    theta = angle if upright is None else torch.where(upright, h_angle + angle, angle)
+    scale = h_side / (frac * size)  # image pixels per frame pixel
+    c, s = torch.cos(theta), torch.sin(theta)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    # frame pixel p ↦ image  h_center + R (p - cxy) scale; the frame centre is p = size / 2
+    d = (size / 2 - cxy) * scale[:, None]
+    center = h_center + (rot @ d[..., None])[..., 0]
+    m = rect_matrices(center, scale * size, theta, size)
+    return canvas.sample(idx, m, size), m
+
+
+def make_batch(canvas, lm, idx, idx2, bg, size, gen=None):
+    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands)."""
+    dev = canvas.device
+    b = idx.shape[0]
+
+    def r(*shape):
+        return torch.rand(*shape, device=dev, generator=gen)
+
+    full = r(b) < 0.5
+    angle = torch.where(full, (r(b) - 0.5) * 2 * math.pi, torch.randn(b, device=dev, generator=gen) * 0.35)
+    frac = torch.exp(math.log(0.12) + r(b) * (math.log(0.85) - math.log(0.12)))
+    margin = frac * size * 0.4
+    cxy = margin[:, None] + r(b, 2) * (size - 2 * margin[:, None])
+    # a third keep the photo's own framing (letterboxed as at inference), slightly jittered
+    natural = r(b) < 0.33
+    if natural.any():
+        n = int(natural.sum())
+        _, h_center, h_side = hand_frame(lm[idx[natural]])
+        wh = canvas.sizes[idx[natural]]
+        zoom = size / wh.max(-1).values * (0.8 + 0.3 * r(n))
+        frac[natural] = h_side * zoom / size
+        cxy[natural] = (h_center - wh / 2) * zoom[:, None] + size / 2 + (r(n, 2) - 0.5) * 0.1 * size
+        angle[natural] = torch.randn(n, device=dev, generator=gen) * 0.15
+    x, m = _frames(canvas, lm, idx, size, frac, cxy, angle, upright=~natural)
+    pts = [to_crop_coords(lm[idx, :, :2], m, size) * size]
+    # two-hand mosaics: left half from one frame, right half from another
+    mosaic = r(b) < 0.33
+    if mosaic.any():
+        n = int(mosaic.sum())
+        f2 = 0.12 + r(n) * 0.18
+        c1 = torch.stack([(0.15 + 0.15 * r(n)) * size, (0.25 + 0.5 * r(n)) * size], -1)
+        c2 = torch.stack([(0.70 + 0.15 * r(n)) * size, (0.25 + 0.5 * r(n)) * size], -1)
+        a1 = (r(n) - 0.5) * 2 * math.pi
+        a2 = (r(n) - 0.5) * 2 * math.pi
+        x1, m1 = _frames(canvas, lm, idx[mosaic], size, f2, c1, a1)
+        x2, m2 = _frames(canvas, lm, idx2[mosaic], size, f2, c2, a2)
+        half = size // 2
+        x[mosaic] = torch.cat([x1[..., :half], x2[..., half:]], -1)
+        p1 = to_crop_coords(lm[idx[mosaic], :, :2], m1, size) * size
+        p2 = to_crop_coords(lm[idx2[mosaic], :, :2], m2, size) * size
+        pts[0] = pts[0].clone()
+        pts[0][mosaic] = p1
+        second = torch.full_like(pts[0], float("nan"))
+        second[mosaic] = p2
+        pts.append(second)
+    # random backgrounds where the frame falls outside the photo
+    empty = (x.sum(1, keepdim=True) == 0).float()
+    use_bg = (r(b, 1, 1, 1) < 0.7).float()
+    x = x + empty * use_bg * bg[torch.randint(0, bg.shape[0], (b,), device=dev, generator=gen)]
+    x = photometric(x, gen)
+    return x.permute(0, 2, 3, 1).contiguous(), torch.stack(pts, 1)  # (B, H≤2, 21, 2)
+
+
+def targets(hands: torch.Tensor, size: int):
+    """CenterNet targets on the stride-8 grid from (B, H, 21, 2) frame-pixel landmarks."""
+    b, nh = hands.shape[:2]
+    g = size // STRIDE
+    dev = hands.device
+    heat = torch.zeros(b, 1, g, g, device=dev)
+    geom = torch.zeros(b, 7, g, g, device=dev)
+    mask = torch.zeros(b, 1, g, g, device=dev)
+    ys, xs = torch.meshgrid(torch.arange(g, device=dev), torch.arange(g, device=dev), indexing="ij")
+    for h in range(nh):
+        p = hands[:, h]
+        ok = ~torch.isnan(p).any(-1).any(-1)
+        if not ok.any():
+            continue
+        pp = torch.nan_to_num(p)
+        _, center, side = hand_frame(pp)
+        cc = center / STRIDE
+        sigma = (side / STRIDE / 6).clamp_min(0.6)
+        gauss = torch.exp(-((xs[None] + 0.5 - cc[:, 0, None, None]) ** 2 +
+                            (ys[None] + 0.5 - cc[:, 1, None, None]) ** 2) / (2 * sigma[:, None, None] ** 2))
+        gauss = gauss * ok[:, None, None].float()
+        heat[:, 0] = torch.maximum(heat[:, 0], gauss)
+        ci = cc.floor().long().clamp(0, g - 1)
+        k = torch.where(ok)[0]
+        cx, cy = ci[k, 0], ci[k, 1]
+        sk = side[k].clamp_min(1.0)
+        vals = torch.cat([cc[k] - (ci[k].float() + 0.5), torch.log(sk / size)[:, None],
+                          (pp[k, 0] - center[k]) / sk[:, None], (pp[k, 9] - center[k]) / sk[:, None]], 1)
+        geom[k, :, cy, cx] = vals
+        mask[k, 0, cy, cx] = 1.0
+        heat[k, 0, cy, cx] = 1.0
+    return heat, geom, mask
+
+
+def losses(heat_logit, geom_pred, heat_t, geom_t, mask):
+    p = torch.sigmoid(heat_logit).clamp(1e-4, 1 - 1e-4)
+    pos = (heat_t >= 1.0).float()
+    n = pos.sum().clamp_min(1)
+    focal = -(pos * (1 - p) ** 2 * torch.log(p) +
+              (1 - pos) * (1 - heat_t) ** 4 * p ** 2 * torch.log(1 - p)).sum() / n
+    w = torch.tensor([1, 1, 2, 2, 2, 2, 2], device=geom_pred.device, dtype=geom_pred.dtype)[None, :, None, None]
+    l_geom = (F.smooth_l1_loss(geom_pred, geom_t, reduction="none", beta=0.05) * w * mask).sum() / n
+    return focal + l_geom, {"focal": focal.detach(), "geom": l_geom.detach()}
+
+
+@torch.no_grad()
+def validate(model, canvas, lm, idx, size):
+    """On letterboxed held-out photos: share found (centre within 0.25 side, side within ±30 %),
+    and the mean angle error of the found ones."""
+    model.eval()
+    found, ang_err = [], []
+    for s in range(0, len(idx), 128):
+        bi = idx[s:s + 128]
+        wh = canvas.sizes[bi]
+        side_img = wh.max(-1).values
+        m = rect_matrices(wh / 2, side_img, torch.zeros_like(side_img), size)
+        x = canvas.sample(bi, m, size).permute(0, 2, 3, 1).contiguous()
+        heat, geom = model(x)
+        pts = to_crop_coords(lm[bi, :, :2], m, size) * size
+        a_t, c_t, s_t = hand_frame(pts)
+        g = size // STRIDE
+        flat = heat.reshape(len(bi), -1)
+        score, best = flat.max(-1)
+        cy, cx = best // g, best % g
+        gp = geom[torch.arange(len(bi)), :, cy, cx]
+        c = (torch.stack([cx, cy], -1).float() + 0.5 + gp[:, :2]) * STRIDE
+        side = torch.exp(gp[:, 2]) * size
+        v = gp[:, 5:7] - gp[:, 3:5]
+        a = torch.atan2(v[:, 0], -v[:, 1])
+        ok = (score > 0.3) & ((c - c_t).norm(dim=-1) < 0.25 * s_t) & ((side / s_t - 1).abs() < 0.3)
+        found.append(ok.float())
+        d = torch.remainder(a - a_t + math.pi, 2 * math.pi) - math.pi
+        ang_err.append(d.abs()[ok])
+    model.train()
+    ae = torch.cat(ang_err)
+    return {"found": float(torch.cat(found).mean()),
+            "angle_err_deg": float(ae.mean() * 180 / math.pi) if len(ae) else 180.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pack", type=Path)
+    ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/detector")
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--input-size", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=0, help="0: 128 on a GPU, 32 on a CPU")
+    ap.add_argument("--lr", type=float, default=0.0)
+    ap.add_argument("--synthetic", type=int, default=1500)
+    ap.add_argument("--val-every", type=float, default=60.0)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    batch = args.batch or (128 if dev.type == "cuda" else 32)
+    lr = args.lr or (3e-3 if dev.type == "cuda" else 1.5e-3)
+    pool = build_pool(args.pack, args.synthetic, args.seed)
+    canvas = Canvas(pool.images, dev)
+    lm = torch.from_numpy(pool.landmarks).to(dev)
+    size = args.input_size
+    try:
+        from ..synthetic import random_background
+
+        rng_bg = np.random.default_rng(args.seed)
+        bgs = np.stack([random_background(size, size, rng_bg)[:, :, ::-1] for _ in range(200)])
+        bg = torch.from_numpy(bgs.copy()).to(dev).permute(0, 3, 1, 2).float() / 255
+    except ImportError:
+        bg = torch.rand(50, 3, 1, 1, device=dev).expand(50, 3, size, size).contiguous()
+    train_idx = np.where(~pool.valid)[0]
+    val_idx = torch.from_numpy(np.where(pool.valid & ~pool.synthetic)[0]).to(dev)
+    print(f"pool: {len(pool.images)} images, {len(train_idx)} train, {len(val_idx)} val on {dev}")
+    tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume)
+    rng = np.random.default_rng(args.seed + tr.step)
+    last_val = tr.elapsed
+    while not tr.done():
+        i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
+        i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
+        x, hands = make_batch(canvas, lm, i1, i2, bg, size)
+        heat_t, geom_t, mask = targets(hands, size)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            heat, geom = tr.model.forward_raw(x)
+        loss, parts = losses(heat.float(), geom.float(), heat_t, geom_t, mask)
+        tr.update(loss)
+        if tr.step % 50 == 0:
+            tr.progress(f"loss {float(loss):.3f} " + " ".join(f"{k} {float(v):.3f}" for k, v in parts.items()))
+        now = time.time() - tr._t0
+        if now - last_val > args.val_every or tr.done():
+            last_val = now
+            metrics = validate(tr.ema, canvas, lm, val_idx, size)
+            better = tr.checkpoint({"loss": float(loss), **metrics}, "found")
+            print(f"  val found {metrics['found']:.4f} angle err {metrics['angle_err_deg']:.1f}° "
+                  f"{'(best)' if better else ''}", flush=True)
+    plot_curves(tr.log_path, args.workdir / "curves.png", ["loss", "found", "angle_err_deg"])
+    print(f"done: best found {tr.best:.4f}; weights in {args.workdir / 'best.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

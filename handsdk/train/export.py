@@ -1,0 +1,150 @@
+"""Export trained checkpoints to ONNX (fp32 and INT8), TFLite (optional) and torch, and write
+``models/manifest.json`` with each file's sha256, input size, normalisation and outputs.
+
+``python -m handsdk.train.export --landmark best.pt --detector best.pt --out models``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import sha256
+from .nets import DetectorNet, LandmarkNet
+
+MANIFEST_VERSION = 1
+OUTPUTS = {
+    "landmark": ["landmarks", "confidence", "presence", "handedness"],
+    "detector": ["heatmap", "geometry"],
+}
+
+
+def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    arch = state.get("arch", {})
+    if kind == "landmark":
+        model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
+    else:
+        model = DetectorNet()
+    model.load_state_dict(state["model"])
+    return model.eval(), state.get("metrics", {})
+
+
+def _landmark_size_from_state(sd: dict) -> int:
+    cells = sd["kp_fc.0.weight"].shape[1] // 8
+    return int(round(cells ** 0.5)) * 32
+
+
+def export_onnx(model: torch.nn.Module, size: int, out: Path, names: list[str]) -> None:
+    x = torch.rand(1, size, size, 3)
+    torch.onnx.export(model, (x,), str(out), input_names=["image"], output_names=names,
+                      dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+                      opset_version=17, dynamo=False)
+
+
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
+    """Static QDQ INT8 quantisation with real crops as calibration data."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration[i:i + 1] for i in range(len(calibration)))
+
+        def get_next(self):
+            batch = next(self.it, None)
+            return None if batch is None else {"image": batch.astype(np.float32)}
+
+    pre = dst.with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre))
+    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    pre.unlink()
+
+
+def export_tflite(model: torch.nn.Module, size: int, out: Path) -> bool:
+    """TFLite through ``litert-torch`` (the ``export-tflite`` extra); False when it is missing."""
+    try:
+        import litert_torch
+    except ImportError:
+        try:
+            import ai_edge_torch as litert_torch
+        except ImportError:
+            return False
+    edge = litert_torch.convert(model, (torch.rand(1, size, size, 3),))
+    edge.export(str(out))
+    return True
+
+
+def file_entry(path: Path, root: Path) -> dict:
+    return {"path": str(path.relative_to(root)), "sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .calibration import calibration_batches
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--landmark", type=Path, required=True)
+    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models")
+    ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
+    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--no-tflite", action="store_true")
+    args = ap.parse_args(argv)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"manifest_version": MANIFEST_VERSION, "models": {}}
+    old = out / "manifest.json"
+    if old.exists():
+        manifest = json.loads(old.read_text())
+    for kind, ckpt in (("landmark", args.landmark), ("detector", args.detector)):
+        model, metrics = load_checkpoint(ckpt, kind)
+        size = model.input_size if kind == "landmark" else 192
+        files = {}
+        onnx_path = out / f"{kind}.onnx"
+        export_onnx(model, size, onnx_path, OUTPUTS[kind])
+        files["onnx"] = file_entry(onnx_path, out)
+        calib = calibration_batches(kind, size, args.pack, n=128)
+        int8 = out / f"{kind}_int8.onnx"
+        quantize_int8(onnx_path, int8, calib)
+        files["onnx_int8"] = file_entry(int8, out)
+        pt = out / f"{kind}.pt"
+        arch = {"class": type(model).__name__, "input_size": size}
+        torch.save({"model": model.state_dict(), "arch": arch}, pt)
+        files["torch"] = file_entry(pt, out)
+        tfl = out / f"{kind}.tflite"
+        if not args.no_tflite and export_tflite(model, size, tfl):
+            files["tflite"] = file_entry(tfl, out)
+        elif "tflite" in manifest["models"].get(kind, {}).get("files", {}) and tfl.exists():
+            print(f"warning: {tfl} is stale (litert-torch missing); dropping it from the manifest")
+        entry = {
+            "version": args.version, "input_size": size, "input_layout": "NHWC",
+            "input": "float32 RGB in [0, 1]", "normalisation": "(x - 0.5) / 0.25, inside the graph",
+            "outputs": OUTPUTS[kind], "arch": arch, "files": files,
+            "params": int(sum(p.numel() for p in model.parameters())),
+            "train_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        }
+        if kind == "landmark":
+            entry["crop_scale"] = 1.5
+            entry["output_layout"] = {
+                "landmarks": "(N, 21, 3): x, y in crop units [0, 1], z / crop side, wrist-relative",
+                "confidence": "(N, 21) per-landmark confidence", "presence": "(N, 1) hand presence",
+                "handedness": "(N, 1) probability of a right hand (unmirrored image)"}
+        else:
+            entry["stride"] = 8
+            entry["output_layout"] = {
+                "heatmap": "(N, 1, S/8, S/8) hand-centre score (sigmoid)",
+                "geometry": "(N, 7, S/8, S/8): centre offset in cells (2), log(side / S), "
+                            "wrist and middle-MCP offsets from the centre in sides (4)"}
+        manifest["models"][kind] = entry
+    old.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps({k: {f: v["bytes"] for f, v in e["files"].items()} for k, e in manifest["models"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Train the landmark model: ``python -m handsdk.train.landmark --pack PACK --minutes 40``.
+
+Crops are cut around the pseudo-labelled hands with the tracker's own crop geometry, jittered
+(rotation, scale, shift), flipped with handedness swapped, colour/blur/noise/occlusion
+augmented; 15 % of each batch are crops beside the hand that train the presence head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import (Canvas, hand_frame, photometric, random_angle_jitter, rect_matrices,
+                      to_crop_coords)
+from .loop import Trainer, build_pool, plot_curves
+from .nets import LandmarkNet
+
+CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
+
+
+def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, idx: torch.Tensor,
+               size: int, train: bool, neg_fraction: float = 0.15, gen=None):
+    """Cut crops for ``idx`` → (input NHWC, targets dict)."""
+    dev = canvas.device
+    b = idx.shape[0]
+    lm = pool_lm[idx]
+    angle, center, side = hand_frame(lm)
+    side = side * CROP_SCALE
+    if train:
+        angle = angle + random_angle_jitter(b, dev, gen)
+        side = side * torch.exp((torch.rand(b, device=dev, generator=gen) - 0.4) * 0.45)
+        center = center + torch.randn(b, 2, device=dev, generator=gen) * 0.06 * side[:, None]
+        neg = torch.rand(b, device=dev, generator=gen) < neg_fraction
+        if neg.any():
+            n = int(neg.sum())
+            theta = torch.rand(n, device=dev, generator=gen) * 2 * math.pi
+            dist = side[neg] * (0.9 + 1.2 * torch.rand(n, device=dev, generator=gen))
+            center[neg] += torch.stack([torch.cos(theta), torch.sin(theta)], -1) * dist[:, None]
+            side[neg] *= 0.5 + 1.5 * torch.rand(n, device=dev, generator=gen)
+    m = rect_matrices(center, side, angle, size)
+    x = canvas.sample(idx, m, size)
+    xy = to_crop_coords(lm[..., :2], m, size)
+    z = lm[..., 2] / side[:, None]
+    right = pool_right[idx].clone()
+    if train:
+        x = photometric(x, gen)
+        flip = torch.rand(b, device=dev, generator=gen) < 0.5
+        x[flip] = x[flip].flip(-1)
+        xy[flip, :, 0] = 1 - xy[flip, :, 0]
+        right[flip] = 1 - right[flip]
+    inside = ((xy > 0) & (xy < 1)).all(-1).float().mean(-1)
+    presence = (inside >= 0.85).float()
+    presence_w = ((inside >= 0.85) | (inside <= 0.3)).float()
+    targets = {"xy": xy, "z": z, "right": right, "presence": presence, "presence_w": presence_w}
+    return x.permute(0, 2, 3, 1).contiguous(), targets
+
+
+def simcc_targets(coords: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
+    d = coords[..., None] - centers
+    t = torch.exp(-0.5 * (d / sigma) ** 2)
+    return t / t.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def losses(model: LandmarkNet, raw: dict, t: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    pos = t["presence"] * t["presence_w"]
+    npos = pos.sum().clamp_min(1)
+    bin_w = (model.bin_centers[1] - model.bin_centers[0])
+    sigma = 2.5 * float(bin_w)
+    tx = simcc_targets(t["xy"][..., 0], model.bin_centers, sigma)
+    ty = simcc_targets(t["xy"][..., 1], model.bin_centers, sigma)
+    ce = -(tx * F.log_softmax(raw["x_logits"], -1)).sum(-1) - (
+        ty * F.log_softmax(raw["y_logits"], -1)).sum(-1)
+    l_simcc = (ce.mean(-1) * pos).sum() / npos
+    dec = model.decode(raw)
+    err = (dec["landmarks"][..., :2] - t["xy"]).norm(dim=-1)
+    l_coord = (err.mean(-1) * pos).sum() / npos
+    l_z = ((dec["landmarks"][..., 2] - t["z"]).abs().mean(-1) * pos).sum() / npos
+    conf_t = torch.exp(-((err.detach() / 0.05) ** 2))
+    l_conf = (F.binary_cross_entropy_with_logits(raw["conf_logit"], conf_t, reduction="none")
+              .mean(-1) * pos).sum() / npos
+    l_pres = (F.binary_cross_entropy_with_logits(raw["presence_logit"], t["presence"],
+                                                 reduction="none") * t["presence_w"]).mean()
+    sure = pos * ((t["right"] - 0.5).abs() > 0.3).float()
+    l_hand = (F.binary_cross_entropy_with_logits(raw["handedness_logit"], t["right"],
+                                                 reduction="none") * sure).sum() / sure.sum().clamp_min(1)
+    total = l_simcc + 10 * l_coord + 2 * l_z + 0.5 * l_conf + l_pres + 0.5 * l_hand
+    parts = {"simcc": l_simcc, "coord": l_coord, "presence": l_pres, "hand": l_hand}
+    return total, {k: v.detach() for k, v in parts.items()}
+
+
+@torch.no_grad()
+def validate(model: LandmarkNet, canvas: Canvas, lm: torch.Tensor, right: torch.Tensor,
+             idx: torch.Tensor, size: int, groups: np.ndarray) -> dict[str, float]:
+    """PCK@0.1 / @0.2 (error / max side of the reference keypoints' box) on untouched crops."""
+    model.eval()
+    errs, norms, pres, hand_ok = [], [], [], []
+    for s in range(0, len(idx), 256):
+        bi = idx[s:s + 256]
+        x, t = make_batch(canvas, lm, right, bi, size, train=False)
+        d = model.decode(model.forward_raw(x))
+        _, _, side = hand_frame(lm[bi])
+        e = (d["landmarks"][..., :2] - t["xy"]).norm(dim=-1) * side[:, None] * CROP_SCALE
+        box = lm[bi, :, :2].max(1).values - lm[bi, :, :2].min(1).values
+        errs.append(e)
+        norms.append(box.max(-1).values)
+        pres.append(d["presence"][:, 0])
+        sure = (t["right"] - 0.5).abs() > 0.3
+        hand_ok.append(((d["handedness"][:, 0] > 0.5) == (t["right"] > 0.5))[sure].float())
+    e, n = torch.cat(errs), torch.cat(norms)
+    r = e / n[:, None]
+    out = {"pck10": float((r < 0.1).float().mean()), "pck20": float((r < 0.2).float().mean()),
+           "epe_px": float(e.mean()), "presence_mean": float(torch.cat(pres).mean()),
+           "handedness_acc": float(torch.cat(hand_ok).mean())}
+    for name in np.unique(groups):
+        sel = torch.from_numpy(groups == name).to(r.device)
+        out[f"pck10_{name}"] = float((r[sel] < 0.1).float().mean())
+    model.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pack", type=Path, help="training pack from handsdk.train.pack")
+    ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/landmark")
+    ap.add_argument("--minutes", type=float, default=30.0, help="time budget")
+    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=0, help="0: 256 on a GPU, 48 on a CPU")
+    ap.add_argument("--lr", type=float, default=0.0)
+    ap.add_argument("--synthetic", type=int, default=1500, help="synthetic renders in the pool")
+    ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
+    ap.add_argument("--val-every", type=float, default=60.0, help="seconds between validations")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    batch = args.batch or (256 if dev.type == "cuda" else 48)
+    lr = args.lr or (3e-3 if dev.type == "cuda" else 1.5e-3)
+    pool = build_pool(args.pack, args.synthetic, args.seed)
+    print(f"pool: {len(pool.images)} images ({int(pool.synthetic.sum())} synthetic, "
+          f"{int(pool.valid.sum())} held out) on {dev}", flush=True)
+    canvas = Canvas(pool.images, dev)
+    lm = torch.from_numpy(pool.landmarks).to(dev)
+    right = torch.from_numpy(pool.right).to(dev)
+    train_real = np.where(~pool.valid & ~pool.synthetic)[0]
+    train_syn = np.where(~pool.valid & pool.synthetic)[0]
+    val_idx = np.where(pool.valid)[0]
+    val_t = torch.from_numpy(val_idx).to(dev)
+    model = LandmarkNet(args.input_size)
+    tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume)
+    rng = np.random.default_rng(args.seed + tr.step)
+    last_val = tr.elapsed
+    while not tr.done():
+        n_syn = int(round(batch * args.synthetic_weight)) if len(train_syn) else 0
+        idx = np.concatenate([rng.choice(train_real, batch - n_syn), rng.choice(train_syn, n_syn)]
+                             if n_syn else [rng.choice(train_real, batch)])
+        x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True)
+        if dev.type == "cpu":
+            x = x.contiguous()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            raw = tr.model.forward_raw(x)
+        raw = {k: v.float() for k, v in raw.items()}
+        loss, parts = losses(tr.model, raw, t)
+        tr.update(loss)
+        if tr.step % 50 == 0:
+            tr.progress(f"loss {float(loss):.3f} " + " ".join(f"{k} {float(v):.3f}" for k, v in parts.items()))
+        now = time.time() - tr._t0
+        if now - last_val > args.val_every or tr.done():
+            last_val = now
+            metrics = validate(tr.ema, canvas, lm, right, val_t, args.input_size, pool.dataset[val_idx])
+            better = tr.checkpoint({"loss": float(loss), **metrics}, "pck10")
+            print(f"  val pck10 {metrics['pck10']:.4f} pck20 {metrics['pck20']:.4f} "
+                  f"epe {metrics['epe_px']:.2f}px {'(best)' if better else ''} " +
+                  " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pck10_")),
+                  flush=True)
+    plot_curves(tr.log_path, args.workdir / "curves.png", ["loss", "pck10", "epe_px"])
+    print(f"done: best pck10 {tr.best:.4f}; weights in {args.workdir / 'best.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""What both trainers share: the data pool, a time-budgeted cosine schedule, EMA weights,
+checkpoints with ``--resume``, a metrics log, a text progress bar and the curves plot."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .pack import load_pack
+
+
+@dataclass
+class Pool:
+    images: list[np.ndarray]
+    landmarks: np.ndarray  # (N, 21, 3) image pixels
+    right: np.ndarray  # (N,) probability of a right hand
+    valid: np.ndarray  # (N,) bool: held out by source photo
+    synthetic: np.ndarray  # (N,) bool
+    dataset: np.ndarray  # (N,) str
+
+
+def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: int = 1) -> Pool:
+    """Real photos from the pack plus ``n_synthetic`` renders (5 % of those held out)."""
+    images, lms, right, valid, synth, ds = [], [], [], [], [], []
+    if pack is not None:
+        p = load_pack(pack)
+        images += p["images"]
+        lms += list(p["landmarks"])
+        right += list(p["right"])
+        valid += list(p["split"] == "valid")
+        synth += [False] * len(p["images"])
+        ds += list(p["dataset"])
+    if n_synthetic:
+        from ..synthetic import render_sample
+
+        rng = np.random.default_rng(seed)
+        for i in range(n_synthetic):
+            img, hands, handed = render_sample(rng, size=256, n_hands=1)
+            images.append(img)
+            lms.append(hands[0].astype(np.float32))
+            right.append(1.0 if handed[0] == "right" else 0.0)
+            valid.append(i % 20 == 0)
+            synth.append(True)
+            ds.append("synthetic")
+    return Pool(images, np.stack(lms).astype(np.float32), np.asarray(right, np.float32),
+                np.asarray(valid), np.asarray(synth), np.asarray(ds))
+
+
+class Trainer:
+    """Time-budgeted training state: model, EMA copy, optimiser, elapsed time, metrics log."""
+
+    def __init__(self, model: torch.nn.Module, workdir: Path, budget_s: float, lr: float,
+                 device: torch.device, resume: bool, ema_decay: float = 0.998):
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.model = model.to(device)
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
+        self.base_lr, self.budget_s, self.ema_decay = lr, budget_s, ema_decay
+        self.step, self.elapsed, self.best = 0, 0.0, -math.inf
+        self.log_path = workdir / "metrics.jsonl"
+        if resume and (workdir / "last.pt").exists():
+            state = torch.load(workdir / "last.pt", map_location=device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+            self.step, self.elapsed, self.best = state["step"], state["elapsed"], state["best"]
+            self.budget_s = max(budget_s, self.elapsed + 1)
+            print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained")
+        self._t0 = time.time() - self.elapsed
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, (time.time() - self._t0) / self.budget_s)
+
+    def done(self) -> bool:
+        return self.fraction >= 1.0
+
+    def update(self, loss: torch.Tensor) -> None:
+        f = self.fraction
+        warm = min(1.0, self.step / 300)
+        lr = self.base_lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * f)))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.opt.step()
+        self.step += 1
+        d = min(self.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                be.copy_(bm)
+
+    def progress(self, text: str) -> None:
+        f = self.fraction
+        bar = "#" * int(30 * f) + "-" * (30 - int(30 * f))
+        print(f"[{bar}] {100 * f:5.1f}% step {self.step} {text}", flush=True)
+
+    def checkpoint(self, metrics: dict, key: str) -> bool:
+        """Log ``metrics``, save last.pt, and best.pt when ``metrics[key]`` improved."""
+        self.elapsed = time.time() - self._t0
+        rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), **metrics}
+        with self.log_path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                 "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
+                 "best": self.best}
+        improved = metrics[key] > self.best
+        if improved:
+            self.best = metrics[key]
+            state["best"] = self.best
+            torch.save({"model": self.ema.state_dict(), "metrics": rec}, self.workdir / "best.pt")
+        torch.save(state, self.workdir / "last.pt")
+        return improved
+
+
+def plot_curves(log_path: Path, out: Path, keys: list[str]) -> None:
+    """Plot the metrics log (needs matplotlib; skipped quietly without it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5))
+    for ax, k in zip(np.atleast_1d(axes), keys, strict=False):
+        ax.plot([r["elapsed_s"] / 60 for r in rows], [r.get(k, np.nan) for r in rows])
+        ax.set_xlabel("minutes")
+        ax.set_title(k)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)

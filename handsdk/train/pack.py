@@ -1,0 +1,73 @@
+"""Build the compact training pack: pseudo-labelled real photos (JPEG bytes, max side
+``--max-side``) plus the labels, in one ``.npz`` that a GPU machine can take along.
+
+Synthetic renders are not packed: the trainers render them on the fly from
+:mod:`handsdk.synthetic`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data import TRAINABLE
+
+
+def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
+               datasets: tuple[str, ...] = TRAINABLE) -> dict[str, int]:
+    blobs, lms, rights, splits, groups, names, sets = [], [], [], [], [], [], []
+    for line in labels.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["dataset"] not in datasets:
+            continue
+        img = cv2.imread(rec["path"])
+        if img is None:
+            continue
+        s = min(1.0, max_side / max(img.shape[:2]))
+        if s < 1.0:
+            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        blobs.append(buf.tobytes())
+        lm = np.asarray(rec["landmarks"], np.float32)
+        lm *= s
+        lms.append(lm)
+        rights.append(rec["right"])
+        splits.append(rec["split"])
+        groups.append(rec["group"])
+        names.append(rec["label"])
+        sets.append(rec["dataset"])
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
+             landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
+             split=np.asarray(splits), group=np.asarray(groups), label=np.asarray(names),
+             dataset=np.asarray(sets))
+    return {"photos": len(blobs), "bytes": int(offsets[-1])}
+
+
+def load_pack(path: Path) -> dict[str, np.ndarray | list[np.ndarray]]:
+    """Decode the pack: ``images`` is a list of BGR uint8 arrays, the rest as stored."""
+    z = np.load(path)
+    jpeg, off = z["jpeg"], z["offsets"]
+    images = [cv2.imdecode(jpeg[off[i]:off[i + 1]], cv2.IMREAD_COLOR) for i in range(len(off) - 1)]
+    out = {k: z[k] for k in z.files if k not in ("jpeg", "offsets")}
+    out["images"] = images
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--labels", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
+    ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/pack.npz")
+    ap.add_argument("--max-side", type=int, default=320)
+    ap.add_argument("--quality", type=int, default=90)
+    args = ap.parse_args(argv)
+    print(build_pack(args.labels, args.out, args.max_side, args.quality))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Pseudo-label the shared real photos with the MediaPipe teacher.
+
+For each photo, candidate crops (palm detections, and the dataset's hand box or the whole
+image at 0°, ±90° and 180° — rock-paper-scissors hands lie sideways) go through the teacher's
+landmark model; the most confident one is refined twice from its own landmarks, and kept only
+if the teacher stays confident. Output: one JSON line per photo in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data import EVAL_ONLY, TRAINABLE, iter_photos, teacher_root, yolo_box
+from ..types import RotatedRect
+from .teacher import MediaPipeTeacher
+
+
+def _box_candidates(photo, image: np.ndarray) -> list[RotatedRect]:
+    h, w = image.shape[:2]
+    box = yolo_box(photo)
+    if box is not None:
+        cx, cy, bw, bh = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+    else:  # close-up datasets: the hand fills most of the photo
+        cx, cy, bw, bh = w / 2, h / 2, w * 0.8, h * 0.8
+    rects = []
+    for scale in (1.3, 1.8):
+        side = max(bw, bh) * scale
+        for angle in (0.0, np.pi / 2, -np.pi / 2, np.pi):
+            rects.append(RotatedRect((cx, cy), (side, side), angle))
+    return rects
+
+
+def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9) -> dict | None:
+    image = cv2.imread(str(photo.path))
+    if image is None:
+        return None
+    candidates = teacher.detect_palms(image) + _box_candidates(photo, image)
+    best = max((teacher.landmarks_in(image, r) for r in candidates), key=lambda t: t.presence)
+    for _ in range(2):
+        refined = teacher.landmarks_in(image, teacher.roi_from_landmarks(best.landmarks))
+        if refined.presence < best.presence - 0.05:
+            break
+        best = refined
+    if best.presence < min_presence:
+        return None
+    return {
+        "path": str(photo.path), "dataset": photo.dataset, "split": photo.split,
+        "group": photo.group, "label": photo.label, "size": [image.shape[1], image.shape[0]],
+        "landmarks": np.round(best.landmarks, 2).tolist(), "presence": round(best.presence, 4),
+        "right": round(best.right, 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
+    ap.add_argument("--teacher", type=Path, default=teacher_root())
+    ap.add_argument("--min-presence", type=float, default=0.9)
+    ap.add_argument("--datasets", nargs="*", default=list(TRAINABLE + EVAL_ONLY))
+    args = ap.parse_args(argv)
+    if args.teacher is None:
+        print("no teacher models found (../shared/teacher or HANDSDK_TEACHER)", file=sys.stderr)
+        return 2
+    teacher = MediaPipeTeacher(args.teacher, "full")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    photos = list(iter_photos(tuple(args.datasets)))
+    kept, t0 = 0, time.time()
+    with args.out.open("w") as f:
+        for i, photo in enumerate(photos):
+            rec = label_photo(teacher, photo, args.min_presence)
+            if rec is not None:
+                kept += 1
+                f.write(json.dumps(rec) + "\n")
+            if i % 200 == 0:
+                print(f"{i}/{len(photos)} kept {kept} ({time.time() - t0:.0f}s)", flush=True)
+    print(f"kept {kept} of {len(photos)} photos -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

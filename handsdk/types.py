@@ -1,0 +1,131 @@
+"""The data that flows through the pipeline: what a stage takes and what it emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: MediaPipe's landmark order, used everywhere in handsdk.
+LANDMARK_NAMES: tuple[str, ...] = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)  # fmt: skip
+
+#: Bones of the hand skeleton as (parent, child) landmark indices.
+HAND_CONNECTIONS: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4),
+    (0, 5), (5, 6), (6, 7), (7, 8),
+    (5, 9), (9, 10), (10, 11), (11, 12),
+    (9, 13), (13, 14), (14, 15), (15, 16),
+    (13, 17), (0, 17), (17, 18), (18, 19), (19, 20),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RotatedRect:
+    """A rotated square-ish region of the input image: the crop the landmark model sees.
+
+    ``center`` and ``size`` are in input-image pixels; ``angle`` is in radians: the rotation that
+    takes the crop's axes to the image's (clockwise on screen, since y points down), chosen so the
+    hand points up in the crop.
+    """
+
+    center: tuple[float, float]
+    size: tuple[float, float]
+    angle: float
+
+    def corners(self) -> np.ndarray:
+        """The four corners (4, 2) in image pixels, clockwise from top-left of the crop."""
+        cx, cy = self.center
+        w, h = self.size
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        local = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+        rot = np.array([[c, -s], [s, c]])  # same convention as handsdk.geometry
+        return (local @ rot.T + [cx, cy]).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"center": list(self.center), "size": list(self.size), "angle": self.angle}
+
+
+@dataclass
+class Label:
+    """A classifier's answer for one hand, e.g. ``hand.labels["gesture"]``."""
+
+    name: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": round(float(self.score), 4)}
+
+
+@dataclass
+class Handedness:
+    """Which hand this is, as seen in the (possibly mirrored) input image."""
+
+    label: str  # "left" or "right"
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": round(float(self.score), 4)}
+
+
+@dataclass
+class Hand:
+    """One hand in one image.
+
+    ``landmarks`` is float32 (21, 3): x, y in input-image pixels, z relative depth (wrist = 0)
+    in the same pixel scale, smaller is closer to the camera.
+    """
+
+    landmarks: np.ndarray
+    confidence: np.ndarray
+    score: float
+    handedness: Handedness
+    box: RotatedRect
+    track_id: int = -1
+    labels: dict[str, Label] = field(default_factory=dict)
+
+    @property
+    def size(self) -> float:
+        """Hand size in pixels: the larger side of the landmarks' bounding box."""
+        xy = self.landmarks[:, :2]
+        return float(np.max(xy.max(0) - xy.min(0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "score": round(float(self.score), 4),
+            "handedness": self.handedness.to_dict(),
+            "landmarks": np.round(self.landmarks.astype(float), 2).tolist(),
+            "confidence": np.round(self.confidence.astype(float), 3).tolist(),
+            "box": self.box.to_dict(),
+            "labels": {k: v.to_dict() for k, v in self.labels.items()},
+        }
+
+
+@dataclass
+class FrameResult:
+    """Everything the tracker found in one frame, plus where the time went (milliseconds)."""
+
+    frame_index: int
+    timestamp_ms: float
+    hands: list[Hand]
+    image_size: tuple[int, int]  # (width, height)
+    timings: dict[str, float] = field(default_factory=dict)
+    detector_ran: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame_index,
+            "timestamp_ms": round(float(self.timestamp_ms), 3),
+            "image_size": list(self.image_size),
+            "detector_ran": self.detector_ran,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "hands": [h.to_dict() for h in self.hands],
+        }

@@ -1,0 +1,62 @@
+"""The ``overlay`` consumer: draws landmarks, skeleton, handedness, id, labels and FPS.
+
+The annotated frame is kept as ``last_frame`` (for apps and the video writer) and shown in a
+window with ``show = true`` (needs an OpenCV build with GUI support).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handsdk.annotate import (BoxAnnotator, FpsAnnotator, LabelAnnotator, LandmarkAnnotator,
+                              SkeletonAnnotator)
+from handsdk.errors import ConfigError
+from handsdk.hookspecs import hookimpl
+from handsdk.types import FrameResult
+
+
+class OverlayRenderer:
+    kind = "sink"
+
+    def __init__(self, show: bool = False, landmarks: bool = True, skeleton: bool = True,
+                 labels: bool = True, fps: bool = True, box: bool = False, window: str = "handsdk"):
+        self.annotators = [a for on, a in ((box, BoxAnnotator()), (skeleton, SkeletonAnnotator()),
+                                           (landmarks, LandmarkAnnotator()), (labels, LabelAnnotator()),
+                                           (fps, FpsAnnotator())) if on]
+        self.show, self.window = show, window
+        self.last_frame: np.ndarray | None = None
+        if show:
+            import cv2
+
+            try:
+                cv2.namedWindow(window)
+            except cv2.error as exc:
+                raise ConfigError("overlay: show = true needs an OpenCV build with GUI support "
+                                  "(pip install opencv-python instead of -headless)") from exc
+
+    def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        out = frame.copy()
+        for a in self.annotators:
+            out = a.annotate(out, result)
+        return out
+
+    def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        self.last_frame = self.render(frame, result)
+        if self.show:
+            import cv2
+
+            cv2.imshow(self.window, self.last_frame)
+            cv2.waitKey(1)
+
+    def close(self) -> None:
+        if self.show:
+            import cv2
+
+            cv2.destroyWindow(self.window)
+
+
+@hookimpl
+def handsdk_register_consumers(register):
+    register("overlay", OverlayRenderer)

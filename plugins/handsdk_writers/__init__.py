@@ -1,0 +1,79 @@
+"""Writers: ``jsonl`` (one JSON object per frame) and ``video`` (an annotated .mp4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handsdk.annotate import annotate
+from handsdk.errors import ConfigError
+from handsdk.hookspecs import hookimpl
+from handsdk.types import FrameResult
+
+
+class JsonlWriter:
+    """``{"frame", "timestamp_ms", "hands": [...]}`` per line; flushed as it goes."""
+
+    kind = "sink"
+
+    def __init__(self, path: str = "handsdk.jsonl"):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = self.path.open("w")
+        except OSError as exc:
+            raise ConfigError(f"jsonl: cannot write {str(self.path)!r}: {exc}") from exc
+        self.frames = 0
+
+    def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        self._f.write(json.dumps(result.to_dict()) + "\n")
+        self.frames += 1
+        if self.frames % 30 == 0:
+            self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class VideoWriter:
+    """Annotated frames (or raw with ``annotate = false``) to an mp4 (mp4v codec)."""
+
+    kind = "sink"
+
+    def __init__(self, path: str = "handsdk.mp4", fps: float = 30.0, annotate: bool = True,
+                 codec: str = "mp4v"):
+        if len(codec) != 4:
+            raise ConfigError(f"video: codec must be a four-letter FOURCC like 'mp4v', got {codec!r}")
+        self.path, self.fps, self.annotate, self.codec = Path(path), float(fps), annotate, codec
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        img = annotate(frame, result) if self.annotate else frame
+        h, w = img.shape[:2]
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise OSError(f"video: OpenCV cannot write {str(self.path)!r} with codec {self.codec!r}")
+            self._size = (w, h)
+        elif (w, h) != self._size:  # resolution changed mid-stream: keep the file's size
+            img = cv2.resize(img, self._size)
+        self._writer.write(img)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+@hookimpl
+def handsdk_register_consumers(register):
+    register("jsonl", JsonlWriter)
+    register("video", VideoWriter)
