@@ -9,11 +9,11 @@ mkdir -p "$out" "$work"
 pids=()
 for size in 224 "$@"; do
   python3 -m handsdk.train.landmark --pack "$pack" --workdir "$work/landmark$size" \
-    --minutes "$minutes" --input-size "$size" --synthetic 3000 > "$out/landmark$size.log" 2>&1 &
+    --minutes "$minutes" --input-size "$size" --synthetic "${HANDSDK_SYNTHETIC:-3000}" > "$out/landmark$size.log" 2>&1 &
   pids+=($!)
 done
 python3 -m handsdk.train.detector --pack "$pack" --workdir "$work/detector" \
-  --minutes "$minutes" --synthetic 3000 > "$out/detector.log" 2>&1 &
+  --minutes "$minutes" --synthetic "${HANDSDK_SYNTHETIC:-3000}" > "$out/detector.log" 2>&1 &
 pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || echo "a trainer failed (pid $p)"; done
 for d in "$work"/*/; do

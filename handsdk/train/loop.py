@@ -38,17 +38,20 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: in
         synth += [False] * len(p["images"])
         ds += list(p["dataset"])
     if n_synthetic:
-        from ..synthetic import render_sample
+        try:
+            from ..synthetic import render_sample
 
-        rng = np.random.default_rng(seed)
-        for i in range(n_synthetic):
-            img, hands, handed = render_sample(rng, size=256, n_hands=1)
-            images.append(img)
-            lms.append(hands[0].astype(np.float32))
-            right.append(1.0 if handed[0] == "right" else 0.0)
-            valid.append(i % 20 == 0)
-            synth.append(True)
-            ds.append("synthetic")
+            rng = np.random.default_rng(seed)
+            for i in range(n_synthetic):
+                img, hands, handed = render_sample(rng, size=256, n_hands=1)
+                images.append(img)
+                lms.append(hands[0].astype(np.float32))
+                right.append(1.0 if handed[0] == "right" else 0.0)
+                valid.append(i % 20 == 0)
+                synth.append(True)
+                ds.append("synthetic")
+        except Exception as exc:  # a broken renderer must not cost a training run
+            print(f"warning: synthetic renders unavailable ({exc}); training on real photos only")
     return Pool(images, np.stack(lms).astype(np.float32), np.asarray(right, np.float32),
                 np.asarray(valid), np.asarray(synth), np.asarray(ds))
 
