@@ -7,11 +7,26 @@
 """
 
 from .config import Config, load_config
-from .errors import (ConfigError, FrameError, HandSDKError, MissingDependencyError, ModelError,
-                     PluginNotFoundError, SourceError)
+from .errors import (
+                     ConfigError,
+                     FrameError,
+                     HandSDKError,
+                     MissingDependencyError,
+                     ModelError,
+                     PluginNotFoundError,
+                     SourceError,
+)
 from .hookspecs import hookimpl
 from .tracker import Tracker
-from .types import HAND_CONNECTIONS, LANDMARK_NAMES, FrameResult, Hand, Handedness, Label, RotatedRect
+from .types import (
+                     HAND_CONNECTIONS,
+                     LANDMARK_NAMES,
+                     FrameResult,
+                     Hand,
+                     Handedness,
+                     Label,
+                     RotatedRect,
+)
 
 __version__ = "0.1.0"
 

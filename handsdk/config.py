@@ -9,6 +9,7 @@ against the plugin factory's signature when the tracker is built. Every problem 
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -58,7 +59,7 @@ class Config:
     consumers: list[PluginSection] = field(default_factory=list)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     source: PluginSection | None = None
-    origin: str = "<dict>"  # where the config came from, for error messages
+    origin: str = field(default="<dict>", compare=False)  # for error messages
 
 
 SECTIONS = ("tracker", "backend", "filter", "consumers", "models", "source")
@@ -67,7 +68,10 @@ VARIANTS = ("fp32", "int8")
 
 def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {key} is too large: {value!r}") from None
     if expected is int and isinstance(value, bool):
         raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
     if not isinstance(value, expected):
@@ -118,7 +122,7 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
         for k in ("min_detection_confidence", "min_presence_confidence"):
             if not 0.0 <= getattr(t, k) <= 1.0:
                 raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
-        if t.fps <= 0:
+        if not math.isfinite(t.fps) or t.fps <= 0:
             raise ConfigError(f"{origin} [tracker]: fps must be > 0, got {t.fps}")
         if t.detector_interval < 0:
             raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
@@ -153,11 +157,11 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None) -> Confi
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     cfg = parse_config(data, str(path))
-    base = path.parent
+    base = path.resolve().parent
     for key in ("manifest", "landmark", "detector"):
         value = getattr(cfg.models, key)
         if value and not Path(value).is_absolute():

@@ -103,7 +103,7 @@ def components(kind: str) -> dict[str, Component]:
     load_plugins()
     found: dict[str, Component] = {}
     hook = getattr(pm.hook, _HOOKS[kind])
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: the first name registered wins
         plugin_name = pm.get_name(impl.plugin) or "?"
         dist, version = _plugin_dist(plugin_name)
 
@@ -115,7 +115,7 @@ def components(kind: str) -> dict[str, Component]:
             found[name] = Component(kind, name, factory, _p, _d, _v)
 
         try:
-            impl.function(register=register)
+            impl.function(**_args(impl, register=register))
         except Exception as exc:
             log.warning("plugin %r failed to register its %ss: %s", plugin_name, kind, exc)
     return found
@@ -130,13 +130,18 @@ def get_component(kind: str, name: str) -> Component:
     return found[name]
 
 
+def _args(impl: Any, **kwargs: Any) -> dict[str, Any]:
+    """Only the hook arguments an implementation asks for (pluggy lets it take fewer)."""
+    return {k: v for k, v in kwargs.items() if k in impl.argnames}
+
+
 def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
     """Call an event hook on every plugin, logging (not raising) each plugin's failure."""
     load_plugins()
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
         try:
-            impl.function(**kwargs)
+            impl.function(**_args(impl, **kwargs))
         except Exception:
             log.exception("handsdk plugin %r raised in %s", pm.get_name(impl.plugin), hook_name)
 

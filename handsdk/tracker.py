@@ -74,11 +74,16 @@ class Tracker:
         self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
         build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
         self.consumers: list[ConsumerSlot] = []
-        for i, section in enumerate(cfg.consumers):
-            comp = get_component("consumer", section.name)
-            obj = build_component(comp.factory, section.options,
-                                  f"{cfg.origin} [[consumers]] #{i + 1} {section.name!r}")
-            self.consumers.append(ConsumerSlot(section.name, obj))
+        try:
+            for i, section in enumerate(cfg.consumers):
+                comp = get_component("consumer", section.name)
+                obj = build_component(comp.factory, section.options,
+                                      f"{cfg.origin} [[consumers]] #{i + 1} {section.name!r}")
+                self.consumers.append(ConsumerSlot(section.name, obj))
+        except Exception:
+            for slot in self.consumers:  # release files the earlier consumers opened
+                slot.close()
+            raise
         self._async: AsyncSinks | None = None
         self._ids = itertools.count(1)
         self.reset()

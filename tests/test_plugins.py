@@ -253,8 +253,6 @@ def test_throwaway_plugin_is_gone_after_unregister():
     assert plugins.pm.get_plugin("test-recorder") is None
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: components() walks hookimpls in reverse "
-                   "registration order, so a later plugin overrides an earlier one (see report)")
 def test_later_registration_does_not_override(register_plugin, caplog):
     """``components`` says later registrations do not override: a plugin registered after the
     first-party ones cannot take over ``overlay``."""
@@ -318,8 +316,6 @@ def test_a_raising_hook_does_not_stop_the_tracker(fake_backend, register_plugin)
     assert [id(r) for r in good.results] == [id(r) for r in results]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: call_hook_safely passes every keyword, but "
-                   "pluggy lets a hookimpl take a subset of the spec's arguments (see report)")
 def test_a_hook_may_take_fewer_arguments(register_plugin):
     class Counter:
         calls = 0

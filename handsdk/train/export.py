@@ -48,7 +48,12 @@ def export_onnx(model: torch.nn.Module, size: int, out: Path, names: list[str]) 
 
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
     """Static QDQ INT8 quantisation with real crops as calibration data."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

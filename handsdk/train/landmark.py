@@ -16,8 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import (Canvas, hand_frame, photometric, random_angle_jitter, rect_matrices,
-                      to_crop_coords)
+from .augment import (
+    Canvas,
+    hand_frame,
+    photometric,
+    random_angle_jitter,
+    rect_matrices,
+    to_crop_coords,
+)
 from .loop import Trainer, build_pool, plot_curves
 from .nets import LandmarkNet
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..geometry import hand_angle, rect_from_points, warp_crop, crop_points_to_image
+from ..geometry import crop_points_to_image, hand_angle, rect_from_points, warp_crop
 from ..plugins import import_optional
 from ..types import RotatedRect
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from handsdk.annotate import (BoxAnnotator, FpsAnnotator, LabelAnnotator, LandmarkAnnotator,
-                              SkeletonAnnotator)
+from handsdk.annotate import (
+    BoxAnnotator,
+    FpsAnnotator,
+    LabelAnnotator,
+    LandmarkAnnotator,
+    SkeletonAnnotator,
+)
 from handsdk.errors import ConfigError
 from handsdk.hookspecs import hookimpl
 from handsdk.types import FrameResult
