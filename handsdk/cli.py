@@ -103,6 +103,54 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from . import evaluate as ev
+    from .data import teacher_root
+    from .tracker import Tracker
+
+    teacher = None
+    if not args.no_mediapipe and teacher_root() is not None:
+        from .train.teacher import MediaPipeTeacher
+
+        teacher = MediaPipeTeacher(teacher_root(), args.mediapipe_variant)
+    tracker = Tracker(args.config)
+    if args.video:
+        if not args.reference:
+            print("error: --video needs --reference (per-frame landmarks JSON)", file=sys.stderr)
+            return 2
+        results = ev.evaluate_video(Path(args.video), Path(args.reference), tracker, teacher)
+    elif args.images:
+        samples = ev.load_references(Path(args.images))
+        if args.split:
+            samples = [s for s in samples if s.meta.get("split") in (None, args.split)]
+        if args.datasets:
+            samples = [s for s in samples if s.meta.get("dataset") in args.datasets]
+        if args.limit:
+            samples = samples[: args.limit]
+        results = ev.evaluate_images(samples, tracker, teacher)
+    else:
+        print("error: give --images REFERENCE or --video VIDEO --reference JSON", file=sys.stderr)
+        return 2
+    print(ev.format_table(results))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import detector, landmark
+
+    return {"landmark": landmark.main, "detector": detector.main}[args.model](args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -125,6 +173,29 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("plugins", help="list every plugin with its kind, name, distribution, version")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("eval", help="landmark accuracy vs reference keypoints, and vs MediaPipe")
+    p.add_argument("--images", help="reference: .jsonl of {path, landmarks}, COCO keypoints JSON, or a folder")
+    p.add_argument("--video")
+    p.add_argument("--reference", help="per-frame reference landmarks for --video (JSON list)")
+    p.add_argument("--split", help="only records of this split (e.g. valid)")
+    p.add_argument("--datasets", nargs="*", help="only records of these datasets")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--config")
+    p.add_argument("--no-mediapipe", action="store_true", help="skip MediaPipe's TFLite models")
+    p.add_argument("--mediapipe-variant", default="full", choices=("full", "lite"))
+    p.add_argument("--out", help="write the results as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="speed/memory/agreement vs MediaPipe (handsdk bench --help)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train a model (needs handsdk[train]); --help after the model")
+    p.add_argument("model", choices=("landmark", "detector"))
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -23,7 +23,7 @@ import numpy as np
 from .config import Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
-from .errors import ConfigError, HandSDKError
+from .errors import ConfigError, HandSDKError, SourceError
 from .frames import as_bgr
 from .geometry import crop_points_to_image, rect_from_landmarks, rect_iou, warp_crop
 from .models import model_spec
@@ -64,11 +64,14 @@ class Tracker:
         self._closed = False
         be = get_component("backend", cfg.backend.name)
         self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
+        # a backend may run a whole detect+landmark pipeline itself (the mediapipe baseline)
+        self._pipeline = bool(getattr(self.backend, "runs_whole_pipeline", False))
         m = cfg.models
         self.landmark_spec = model_spec("landmark", m.manifest, m.landmark)
         self.detector_spec = model_spec("detector", m.manifest, m.detector)
-        self._landmark = self.backend.load(self.landmark_spec, m.variant)
-        self._detector = self.backend.load(self.detector_spec, m.variant)
+        if not self._pipeline:
+            self._landmark = self.backend.load(self.landmark_spec, m.variant)
+            self._detector = self.backend.load(self.detector_spec, m.variant)
         self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
         self._filter_factory = get_component("filter", cfg.filter.name).factory
         self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
@@ -101,6 +104,7 @@ class Tracker:
         self._tracks: list[_Track] = []
         self._frame_index = 0
         self._last_ts: float | None = None
+        self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> Tracker:
         return self
@@ -117,6 +121,9 @@ class Tracker:
             self._async.close()
         for slot in self.consumers:
             slot.close()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
         call_hook_safely("handsdk_on_tracker_close", tracker=self)
 
     # -- models ------------------------------------------------------------------------------
@@ -169,9 +176,12 @@ class Tracker:
         bgr = as_bgr(image)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         t = self.config.tracker
-        rects = [d.rect(self.crop_scale) for d in self._run_detector(rgb)]
-        found = [f for f in self._run_landmarks(rgb, rects) if f["presence"] >= t.min_presence_confidence]
-        if t.refine_still and found:
+        if self._pipeline:
+            found = self._external(rgb, still=True)
+        else:
+            rects = [d.rect(self.crop_scale) for d in self._run_detector(rgb)]
+            found = [f for f in self._run_landmarks(rgb, rects) if f["presence"] >= t.min_presence_confidence]
+        if t.refine_still and found and not self._pipeline:
             again = self._run_landmarks(rgb, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
             found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
         found = self._dedupe(found)[: t.max_hands]
@@ -180,6 +190,25 @@ class Tracker:
             if slot.kind == "classifier":
                 slot.classify(hands, bgr)
         return hands
+
+    def _external(self, rgb: np.ndarray, still: bool) -> list[dict[str, Any]]:
+        """Hands from a whole-pipeline backend, shaped like our own model's output."""
+        found = self.backend.find_hands(rgb, still=still)
+        for f in found:
+            f["rect"] = rect_from_landmarks(f["landmarks"], self.crop_scale)
+        return found
+
+    def _match_tracks(self, found: list[dict[str, Any]]) -> None:
+        """Give each externally tracked hand the track whose crop holds it (else a new one)."""
+        free = list(self._tracks)
+        for f in found:
+            c = f["landmarks"][:, :2].mean(0)
+            best = min(free, key=lambda tr: np.hypot(*(c - np.asarray(tr.rect.center))), default=None)
+            if best is not None and np.hypot(*(c - np.asarray(best.rect.center))) < 0.5 * best.rect.size[0]:
+                f["track"] = best
+                free.remove(best)
+            else:
+                f["track"] = None
 
     def _make_hand(self, f: dict[str, Any], landmarks: np.ndarray, track_id: int) -> Hand:
         return Hand(landmarks=landmarks.astype(np.float32), confidence=np.asarray(f["confidence"], np.float32),
@@ -199,6 +228,11 @@ class Tracker:
         bgr = as_bgr(frame, "frame")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         ts = self._timestamp(timestamp_ms)
+        size = (bgr.shape[1], bgr.shape[0])
+        if self._tracks and size != self._size:
+            log.info("frame size changed from %s to %s: tracks restart", self._size, size)
+            self._tracks = []
+        self._size = size
         cfg = self.config.tracker
         timings: dict[str, float] = {"preprocess": 0.0}
         t1 = time.perf_counter()
@@ -206,7 +240,9 @@ class Tracker:
         candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
         ran_detector = False
         periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0
-        if len(self._tracks) < cfg.max_hands or periodic:
+        if self._pipeline:
+            pass
+        elif len(self._tracks) < cfg.max_hands or periodic:
             ran_detector = True
             for det in self._run_detector(rgb):
                 rect = det.rect(self.crop_scale)
@@ -217,9 +253,13 @@ class Tracker:
                 candidates.append(_Candidate(rect, None, det))
         t2 = time.perf_counter()
         timings["detect"] = (t2 - t1) * 1000
-        found = self._run_landmarks(rgb, [c.rect for c in candidates])
-        for f, c in zip(found, candidates, strict=True):
-            f["track"] = c.track
+        if self._pipeline:
+            found = self._external(rgb, still=False)
+            self._match_tracks(found)
+        else:
+            found = self._run_landmarks(rgb, [c.rect for c in candidates])
+            for f, c in zip(found, candidates, strict=True):
+                f["track"] = c.track
         found = [f for f in found if f["presence"] >= cfg.min_presence_confidence]
         found = self._dedupe(found)[: cfg.max_hands]
         t3 = time.perf_counter()
@@ -299,13 +339,24 @@ class Tracker:
             self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
         self.reset()
         src = source if _is_frame_iterable(source) else open_source(source, name, **source_options)
+        fps = getattr(src, "fps", None) or self.config.tracker.fps
+        frames = iter(src)
+        i = 0
         try:
-            fps = getattr(src, "fps", None) or self.config.tracker.fps
-            for i, item in enumerate(src):
-                if max_frames is not None and i >= max_frames:
-                    break
+            while max_frames is None or i < max_frames:
+                try:
+                    item = next(frames)
+                except StopIteration:
+                    return
+                except Exception as exc:  # a camera unplugged, a file cut short: end cleanly
+                    if i == 0:
+                        raise SourceError(f"the source failed before its first frame: {exc}") from exc
+                    log.error("source failed after %d frames (%s: %s); ending the run", i,
+                              type(exc).__name__, exc)
+                    return
                 frame, ts = item if isinstance(item, tuple) else (item, i * 1000.0 / fps)
                 yield self.process(frame, ts)
+                i += 1
         finally:
             close = getattr(src, "close", None)
             if close is not None and src is not source:
@@ -317,7 +368,7 @@ class Tracker:
 
 
 def _is_frame_iterable(obj: Any) -> bool:
-    """An in-memory iterable of frames (a list or generator), as opposed to a spec to open."""
+    """Frames to iterate directly (a list, a generator, an opened source), not a spec to open."""
     if isinstance(obj, (str, bytes, Path, int, np.ndarray)):
         return False
-    return isinstance(obj, Iterable) and not isinstance(obj, Mapping) and not hasattr(obj, "accepts")
+    return isinstance(obj, Iterable) and not isinstance(obj, Mapping)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..models import sha256
+from .calibration import calibration_batches
 from .nets import DetectorNet, LandmarkNet
 
 MANIFEST_VERSION = 1
@@ -89,64 +90,72 @@ def file_entry(path: Path, root: Path) -> dict:
     return {"path": str(path.relative_to(root)), "sha256": sha256(path), "bytes": path.stat().st_size}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .calibration import calibration_batches
+def _entry(kind: str, model: torch.nn.Module, size: int, metrics: dict, version: str) -> dict:
+    entry = {
+        "version": version, "input_size": size, "input_layout": "NHWC",
+        "input": "float32 RGB in [0, 1]", "normalisation": "(x - 0.5) / 0.25, inside the graph",
+        "outputs": OUTPUTS[kind], "arch": {"class": type(model).__name__, "input_size": size},
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "train_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+    }
+    if kind == "landmark":
+        entry["crop_scale"] = 1.5
+        entry["output_layout"] = {
+            "landmarks": "(N, 21, 3): x, y in crop units [0, 1], z / crop side, wrist-relative",
+            "confidence": "(N, 21) per-landmark confidence", "presence": "(N, 1) hand presence",
+            "handedness": "(N, 1) probability of a right hand (unmirrored image)"}
+    else:
+        entry["stride"] = 8
+        entry["output_layout"] = {
+            "heatmap": "(N, 1, S/8, S/8) hand-centre score (sigmoid)",
+            "geometry": "(N, 7, S/8, S/8): centre offset in cells (2), log(side / S), "
+                        "wrist and middle-MCP offsets from the centre in sides (4)"}
+    return entry
 
+
+FILE_NAMES = {"onnx": "{k}.onnx", "onnx_int8": "{k}_int8.onnx", "tflite": "{k}.tflite", "torch": "{k}.pt"}
+
+
+def write_manifest(out: Path, entries: dict[str, dict]) -> dict:
+    """List every exported file that exists in ``out`` with its sha256 and size."""
+    manifest = {"manifest_version": MANIFEST_VERSION, "models": {}}
+    for kind, entry in entries.items():
+        entry["files"] = {fmt: file_entry(out / name.format(k=kind), out)
+                          for fmt, name in FILE_NAMES.items() if (out / name.format(k=kind)).exists()}
+        manifest["models"][kind] = entry
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--landmark", type=Path, required=True)
-    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--landmark", type=Path, help="training checkpoint (default: the exported models/landmark.pt)")
+    ap.add_argument("--detector", type=Path, help="training checkpoint (default: models/detector.pt)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models")
     ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
     ap.add_argument("--version", default="0.1.0")
-    ap.add_argument("--no-tflite", action="store_true")
+    ap.add_argument("--tflite-only", action="store_true",
+                    help="only (re)export TFLite from the torch files in --out (needs litert-torch)")
     args = ap.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"manifest_version": MANIFEST_VERSION, "models": {}}
-    old = out / "manifest.json"
-    if old.exists():
-        manifest = json.loads(old.read_text())
-    for kind, ckpt in (("landmark", args.landmark), ("detector", args.detector)):
+    entries = {}
+    for kind in ("landmark", "detector"):
+        ckpt = getattr(args, kind) or out / f"{kind}.pt"
         model, metrics = load_checkpoint(ckpt, kind)
         size = model.input_size if kind == "landmark" else 192
-        files = {}
-        onnx_path = out / f"{kind}.onnx"
-        export_onnx(model, size, onnx_path, OUTPUTS[kind])
-        files["onnx"] = file_entry(onnx_path, out)
-        calib = calibration_batches(kind, size, args.pack, n=128)
-        int8 = out / f"{kind}_int8.onnx"
-        quantize_int8(onnx_path, int8, calib)
-        files["onnx_int8"] = file_entry(int8, out)
-        pt = out / f"{kind}.pt"
-        arch = {"class": type(model).__name__, "input_size": size}
-        torch.save({"model": model.state_dict(), "arch": arch}, pt)
-        files["torch"] = file_entry(pt, out)
+        if not args.tflite_only:
+            export_onnx(model, size, out / f"{kind}.onnx", OUTPUTS[kind])
+            quantize_int8(out / f"{kind}.onnx", out / f"{kind}_int8.onnx",
+                          calibration_batches(kind, size, args.pack, n=128))
+            torch.save({"model": model.state_dict(), "arch": {"class": type(model).__name__, "input_size": size},
+                        "metrics": metrics}, out / f"{kind}.pt")
         tfl = out / f"{kind}.tflite"
-        if not args.no_tflite and export_tflite(model, size, tfl):
-            files["tflite"] = file_entry(tfl, out)
-        elif "tflite" in manifest["models"].get(kind, {}).get("files", {}) and tfl.exists():
-            print(f"warning: {tfl} is stale (litert-torch missing); dropping it from the manifest")
-        entry = {
-            "version": args.version, "input_size": size, "input_layout": "NHWC",
-            "input": "float32 RGB in [0, 1]", "normalisation": "(x - 0.5) / 0.25, inside the graph",
-            "outputs": OUTPUTS[kind], "arch": arch, "files": files,
-            "params": int(sum(p.numel() for p in model.parameters())),
-            "train_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-        }
-        if kind == "landmark":
-            entry["crop_scale"] = 1.5
-            entry["output_layout"] = {
-                "landmarks": "(N, 21, 3): x, y in crop units [0, 1], z / crop side, wrist-relative",
-                "confidence": "(N, 21) per-landmark confidence", "presence": "(N, 1) hand presence",
-                "handedness": "(N, 1) probability of a right hand (unmirrored image)"}
-        else:
-            entry["stride"] = 8
-            entry["output_layout"] = {
-                "heatmap": "(N, 1, S/8, S/8) hand-centre score (sigmoid)",
-                "geometry": "(N, 7, S/8, S/8): centre offset in cells (2), log(side / S), "
-                            "wrist and middle-MCP offsets from the centre in sides (4)"}
-        manifest["models"][kind] = entry
-    old.write_text(json.dumps(manifest, indent=2) + "\n")
+        if not export_tflite(model, size, tfl) and tfl.exists():
+            tfl.unlink()  # a TFLite file from older weights must not stay listed
+            print(f"{tfl} removed: litert-torch is not installed, so it could not be re-exported")
+        entries[kind] = _entry(kind, model, size, metrics, args.version)
+    manifest = write_manifest(out, entries)
     print(json.dumps({k: {f: v["bytes"] for f, v in e["files"].items()} for k, e in manifest["models"].items()}))
     return 0
 

@@ -1,0 +1,58 @@
+"""A minimal third-party inference backend: OpenCV's DNN module running the manifest's ONNX files.
+
+Register it in code (below) or, in a package, through the entry point
+``[project.entry-points.handsdk] opencv_dnn = "backend_plugin"``; then
+``[backend] name = "opencv_dnn"`` selects it. Run this file to compare it with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from handsdk import hookimpl
+from handsdk.models import ModelSpec
+
+
+class OpenCVRunner:
+    def __init__(self, net: cv2.dnn.Net, outputs: list[str]):
+        self.net, self.outputs = net, outputs
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        results = []
+        for x in batch:  # OpenCV's importer fixes the batch size at 1
+            self.net.setInput(np.ascontiguousarray(x[None], np.float32))
+            results.append(self.net.forward(self.outputs))
+        return [np.concatenate([r[i] for r in results]) for i in range(len(self.outputs))]
+
+
+class OpenCVBackend:
+    name = "opencv_dnn"
+
+    def __init__(self, device: str = "auto", threads: int = 0):
+        if threads:
+            cv2.setNumThreads(threads)
+        self.device = "cpu (OpenCV DNN)"
+
+    def load(self, spec: ModelSpec, variant: str = "fp32") -> OpenCVRunner:
+        net = cv2.dnn.readNetFromONNX(str(spec.path("onnx")))
+        return OpenCVRunner(net, spec.outputs)
+
+
+class Plugin:
+    @hookimpl
+    def handsdk_register_backends(self, register):
+        register("opencv_dnn", OpenCVBackend)
+
+
+if __name__ == "__main__":
+    from handsdk import Tracker
+    from handsdk.plugins import pm
+    from handsdk.synthetic import synthetic_clip
+
+    pm.register(Plugin(), name="opencv_dnn_example")
+    frame = next(iter(synthetic_clip(1))).image
+    ours = Tracker({"backend": {"name": "opencv_dnn"}}).detect(frame)
+    ref = Tracker().detect(frame)
+    diff = np.abs(ours[0].landmarks[:, :2] - ref[0].landmarks[:, :2]).mean()
+    print(f"opencv_dnn vs onnxruntime: {len(ours)} vs {len(ref)} hands, mean difference {diff:.3f} px")

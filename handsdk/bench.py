@@ -1,0 +1,267 @@
+"""``handsdk bench``: handsdk's pipelines and MediaPipe Hands side by side on the same frames.
+
+Every pipeline runs in a fresh process of its own over the same pre-decoded frames (a
+memory-mapped ``.npy``), in rounds that alternate the pipelines; each pipeline keeps its best
+round. Reported: end-to-end FPS, per-stage latency p50/p99, detector call rate, peak anonymous
+RSS (the memory the process allocated itself; the mapped frames are not counted), agreement
+with MediaPipe full's landmarks, and ratios against MediaPipe — absolute times on a shared
+machine are noise, ratios measured in one run are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+WARMUP = 5
+
+
+def rss_anon_mb() -> float:
+    """Anonymous resident memory of this process in MB (Linux), else the peak RSS."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def decode_source(spec: str, out: Path, max_frames: int) -> dict[str, Any]:
+    """Decode ``spec`` (a video path or ``synthetic``) into ``out`` (.npy, BGR frames)."""
+    if spec == "synthetic":
+        from .synthetic import synthetic_clip
+
+        frames = [f.image for f in synthetic_clip(max_frames, seed=0)]
+        fps = 30.0
+    else:
+        cap = cv2.VideoCapture(spec)
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        frames = []
+        while len(frames) < max_frames:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(f)
+        cap.release()
+    if not frames:
+        raise SystemExit(f"bench: no frames could be read from {spec!r}")
+    np.save(out, np.stack(frames))
+    h, w = frames[0].shape[:2]
+    return {"source": spec, "frames": len(frames), "size": f"{w}x{h}", "fps": fps}
+
+
+def worker(config: dict[str, Any], frames_path: str, fps: float) -> dict[str, Any]:
+    """Run one handsdk pipeline over the frames in this process and report per-frame data."""
+    from .tracker import Tracker
+
+    frames = np.load(frames_path, mmap_mode="r")
+    base = rss_anon_mb()
+    peak = base
+    stages: dict[str, list[float]] = {}
+    total, det, hands = [], [], []
+    with Tracker(config) as tracker:
+        for i in range(len(frames)):
+            frame = np.ascontiguousarray(frames[i])
+            r = tracker.process(frame, timestamp_ms=i * 1000.0 / fps)
+            total.append(r.timings["total"])
+            for k, v in r.timings.items():
+                stages.setdefault(k, []).append(v)
+            det.append(r.detector_ran)
+            hands.append([h.landmarks.tolist() for h in r.hands])
+            peak = max(peak, rss_anon_mb())
+    return {"ms": total, "stages": stages, "detector": det, "hands": hands, "peak_rss_mb": peak,
+            "rss_at_start_mb": base}
+
+
+PIPELINES: dict[str, dict[str, Any]] = {
+    "handsdk onnxruntime fp32": {"config": {}},
+    "handsdk onnxruntime int8": {"config": {"models": {"variant": "int8"}}},
+    "handsdk torch": {"config": {"backend": {"name": "torch"}}},
+    "handsdk tflite": {"config": {"backend": {"name": "tflite"}}},
+    "mediapipe lite": {"mediapipe": 0},
+    "mediapipe full": {"mediapipe": 1},
+}
+
+
+def run_pipeline(name: str, frames: Path, fps: float, max_hands: int) -> dict[str, Any] | None:
+    p = PIPELINES[name]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", ""))
+    if "mediapipe" in p:
+        from handsdk_mediapipe import WORKER, mediapipe_python
+
+        cmd = [mediapipe_python(), str(WORKER), "--bench", str(frames), "--complexity",
+               str(p["mediapipe"]), "--max-hands", str(max_hands)]
+    else:
+        cfg = json.loads(json.dumps(p["config"]))
+        cfg.setdefault("tracker", {})["max_hands"] = max_hands
+        cmd = [sys.executable, "-m", "handsdk.bench", "--worker", json.dumps(cfg), str(frames), str(fps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in env.items() if v})
+    if proc.returncode != 0:
+        print(f"  {name}: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def agreement(hands: list[list], ref: list[list]) -> tuple[float, int]:
+    """Mean landmark distance to the reference (e.g. MediaPipe full) in units of hand size,
+    over frames where both found a hand, and the number of such frames."""
+    d = []
+    for ours, theirs in zip(hands, ref, strict=False):
+        if not ours or not theirs:
+            continue
+        r = np.asarray(theirs[0])[:, :2]
+        size = max(np.ptp(r, axis=0).max(), 1.0)
+        d.append(min(np.linalg.norm(np.asarray(o)[:, :2] - r, axis=1).mean() for o in ours) / size)
+    return (float(np.mean(d)) if d else float("nan")), len(d)
+
+
+def summarise(res: dict[str, Any]) -> dict[str, Any]:
+    ms = np.asarray(res["ms"][WARMUP:])
+    out = {"fps": 1000.0 / ms.mean(), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+           "peak_rss_mb": res["peak_rss_mb"], "frames_with_hand": sum(bool(h) for h in res["hands"]),
+           "n": len(res["ms"])}
+    if "detector" in res:
+        out["detector_rate"] = float(np.mean(res["detector"]))
+        out["stages"] = {k: (float(np.percentile(v[WARMUP:], 50)), float(np.percentile(v[WARMUP:], 99)))
+                         for k, v in res["stages"].items() if k in ("preprocess", "detect", "landmarks", "smooth")}
+    return out
+
+
+def bench(sources: list[str], pipelines: list[str], rounds: int, max_frames: int, max_hands: int,
+          out_md: Path | None, images: Path | None) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sources:
+            npy = Path(tmp) / "frames.npy"
+            info = decode_source(src, npy, max_frames)
+            print(f"{src}: {info['frames']} frames {info['size']}")
+            best: dict[str, dict[str, Any]] = {}
+            for r in range(rounds):
+                for name in pipelines:
+                    res = run_pipeline(name, npy, info["fps"], max_hands)
+                    if res is None:
+                        continue
+                    s = summarise(res)
+                    print(f"  round {r + 1} {name:26s} {s['fps']:7.1f} FPS  p50 {s['p50']:6.2f} ms  "
+                          f"p99 {s['p99']:6.2f} ms  RSS {s['peak_rss_mb']:.0f} MB")
+                    if name not in best or s["fps"] > best[name]["summary"]["fps"]:
+                        best[name] = {"summary": s, "hands": res["hands"]}
+            ref = best.get("mediapipe full", {}).get("hands")
+            for b in best.values():
+                if ref is not None:
+                    b["summary"]["agreement"], b["summary"]["agreement_frames"] = agreement(b["hands"], ref)
+            report[src] = {"info": info, "results": {k: v["summary"] for k, v in best.items()}}
+    if out_md is not None:
+        write_markdown(report, out_md, images, rounds, max_hands)
+    return report
+
+
+def write_markdown(report: dict[str, Any], out: Path, images: Path | None, rounds: int, max_hands: int) -> None:
+    import platform
+
+    lines = ["# Benchmarks", "",
+             f"Written by `handsdk bench` ({platform.machine()}, {os.cpu_count()} cores, Python "
+             f"{platform.python_version()}). Each pipeline ran in its own process on the same pre-decoded "
+             f"frames, {rounds} alternating rounds, best round kept, first {WARMUP} frames excluded from "
+             f"latency; `max_hands = {max_hands}` everywhere. Ratios are against MediaPipe Hands full "
+             "(model_complexity 1) from the same run. Agreement: mean landmark distance to MediaPipe full "
+             "/ hand size.", ""]
+    for src, rep in report.items():
+        info, res = rep["info"], rep["results"]
+        mp = res.get("mediapipe full")
+        lines += [f"## {Path(src).name} ({info['frames']} frames, {info['size']})", "",
+                  "| pipeline | FPS | × MediaPipe full | p50 ms | p99 ms | detector rate | peak RSS MB | frames with a hand | agreement |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, s in res.items():
+            ratio = f"{s['fps'] / mp['fps']:.2f}" if mp else "—"
+            det = f"{s['detector_rate']:.2f}" if "detector_rate" in s else "—"
+            agr = f"{s['agreement']:.3f}" if "agreement" in s and not np.isnan(s["agreement"]) else "—"
+            lines.append(f"| {name} | {s['fps']:.1f} | {ratio} | {s['p50']:.2f} | {s['p99']:.2f} | {det} | "
+                         f"{s['peak_rss_mb']:.0f} | {s['frames_with_hand']}/{s['n']} | {agr} |")
+        stages = res.get("handsdk onnxruntime fp32", {}).get("stages")
+        if stages:
+            lines += ["", "Per-stage latency of handsdk onnxruntime fp32 (p50 / p99 ms): " +
+                      ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in stages.items())]
+        if mp:
+            ours = res.get("handsdk onnxruntime fp32")
+            if ours:
+                lines += ["", f"Targets: FPS ≥ 3× MediaPipe full: **{ours['fps'] / mp['fps']:.2f}×**; "
+                              f"p99 ({ours['p99']:.2f} ms) below MediaPipe's p50 ({mp['p50']:.2f} ms): "
+                              f"**{'yes' if ours['p99'] < mp['p50'] else 'no'}**; peak RSS < 300 MB: "
+                              f"**{ours['peak_rss_mb']:.0f} MB**."]
+        if images is not None:
+            png = images / f"bench_{Path(src).stem}.png"
+            if plot(res, png, Path(src).name):
+                lines += ["", f"![{src}](images/{png.name})"]
+        lines.append("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+
+
+def plot(res: dict[str, Any], png: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = list(res)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    ax[0].barh(names, [res[n]["fps"] for n in names], color=["C0" if "handsdk" in n else "C3" for n in names])
+    ax[0].set_xlabel("frames per second (higher is better)")
+    ax[1].barh(names, [res[n]["p50"] for n in names], color="C0", label="p50")
+    ax[1].barh(names, [res[n]["p99"] - res[n]["p50"] for n in names], left=[res[n]["p50"] for n in names],
+               color="C1", label="p99")
+    ax[1].set_xlabel("latency per frame, ms")
+    ax[1].legend()
+    ax[1].set_yticklabels([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--worker":
+        print(json.dumps(worker(json.loads(argv[1]), argv[2], float(argv[3]))))
+        return 0
+    ap = argparse.ArgumentParser(prog="handsdk bench", description=__doc__)
+    ap.add_argument("sources", nargs="*")
+    ap.add_argument("--pipelines", nargs="*", default=list(PIPELINES), choices=list(PIPELINES))
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--max-frames", type=int, default=400)
+    ap.add_argument("--max-hands", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = ap.parse_args(argv)
+    sources = args.sources
+    if not sources:
+        from .data import data_root
+
+        sources = ["synthetic"]
+        root = data_root()
+        if root is not None and (root / "asl_video/asl_hand.25fps.mp4").exists():
+            sources.append(str(root / "asl_video/asl_hand.25fps.mp4"))
+    bench(sources, args.pipelines, args.rounds, args.max_frames, args.max_hands, args.out,
+          args.out.parent / "images")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Bad input, faulty plugins and sources: clear errors, nothing lost, no crash."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from handsdk import FrameError, HandSDKError, SourceError, Tracker
+from handsdk.frames import as_bgr
+from handsdk.plugins import pm
+from handsdk.synthetic import synthetic_clip
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    with Tracker() as t:
+        yield t
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return [f.image for f in synthetic_clip(12, seed=10)]
+
+
+BAD = {
+    "None": (None, "is None"),
+    "list": ([[0, 1], [2, 3]], "not a numpy array"),
+    "string": ("frame.jpg", "not a numpy array"),
+    "empty": (np.zeros((0, 0, 3), np.uint8), "0x0 pixels"),
+    "1x1": (np.zeros((1, 1, 3), np.uint8), "1x1 pixels"),
+    "2 channels": (np.zeros((64, 64, 2), np.uint8), "shape (64, 64, 2)"),
+    "5 channels": (np.zeros((64, 64, 5), np.uint8), "shape (64, 64, 5)"),
+    "4-D batch": (np.zeros((2, 64, 64, 3), np.uint8), "shape (2, 64, 64, 3)"),
+    "NaN": (np.full((64, 64, 3), np.nan, np.float32), "NaN"),
+    "inf": (np.full((64, 64, 3), np.inf, np.float64), "NaN or infinite"),
+    "float out of range": (np.full((64, 64, 3), 300.0, np.float32), "values in"),
+    "int32": (np.zeros((64, 64, 3), np.int32), "dtype int32"),
+    "bool": (np.zeros((64, 64, 3), bool), "dtype bool"),
+    "complex": (np.zeros((64, 64, 3), np.complex64), "dtype complex64"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_frames_are_refused_with_a_clear_error(tracker, case):
+    value, message = BAD[case]
+    for call in (tracker.detect, tracker.process):
+        with pytest.raises(FrameError, match="expected a numpy array") as err:
+            call(value)
+        assert message in str(err.value)
+
+
+def test_convertible_frames_give_the_same_hands(tracker, clip):
+    bgr = clip[0]
+    ref = tracker.detect(bgr)
+    assert len(ref) == 1
+    grey = bgr.mean(2).astype(np.uint8)
+    variants = {
+        "float 0-1": bgr.astype(np.float32) / 255,
+        "float 0-255": bgr.astype(np.float64),
+        "uint16": bgr.astype(np.uint16) * 257,
+        "BGRA": np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]),
+        "non-contiguous": np.ascontiguousarray(np.repeat(bgr, 2, axis=1))[:, ::2],
+        "Fortran order": np.asfortranarray(bgr),
+    }
+    for name, img in variants.items():
+        hands = tracker.detect(img)
+        assert len(hands) == 1, name
+        assert np.abs(hands[0].landmarks[:, :2] - ref[0].landmarks[:, :2]).mean() < 1.5, name
+    assert as_bgr(grey).shape == bgr.shape and as_bgr(grey[:, :, None]).shape == bgr.shape
+    assert isinstance(tracker.detect(grey), list)
+
+
+def test_huge_frame_is_handled(tracker):
+    assert tracker.detect(np.zeros((4320, 7680, 3), np.uint8)) == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int8, np.int64]),
+                  shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=40)))
+def test_any_array_gives_hands_or_a_frame_error(tracker, arr):
+    with contextlib.suppress(FrameError):
+        assert isinstance(tracker.detect(arr), list)
+
+
+class Collect:
+    kind = "sink"
+
+    def __init__(self, delay: float = 0.0):
+        self.results, self.delay = [], delay
+
+    def __call__(self, result, frame):
+        time.sleep(self.delay)
+        self.results.append(result.frame_index)
+
+
+class Explode:
+    kind = "classifier"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, result, frame):
+        self.calls += 1
+        raise RuntimeError("consumer bug")
+
+
+class TestPlugins:
+    @staticmethod
+    def _plugin():
+        from handsdk import hookimpl
+
+        class P:
+            @hookimpl
+            def handsdk_register_consumers(self, register):
+                register("collect", Collect)
+                register("explode", Explode)
+
+            @hookimpl
+            def handsdk_on_result(self, result):
+                raise ValueError("hook bug")
+
+        return P()
+
+
+@pytest.fixture
+def test_consumers():
+    plugin = TestPlugins._plugin()
+    pm.register(plugin, name="robustness-test-plugin")
+    try:
+        yield
+    finally:
+        pm.unregister(name="robustness-test-plugin")
+
+
+def test_a_raising_consumer_and_hook_do_not_stop_tracking(test_consumers, clip):
+    cfg = {"consumers": [{"name": "explode"}, {"name": "collect"}]}
+    with Tracker(cfg) as t:
+        results = list(t.run(clip))
+        explode, collect = (s.consumer for s in t.consumers)
+        assert t.consumers[0].errors == len(clip)
+    assert len(results) == len(clip) and all(r.hands for r in results)
+    assert explode.calls == len(clip)
+    assert collect.results == list(range(len(clip)))
+
+
+def test_slow_consumer_in_live_mode_drops_oldest_and_counts(test_consumers, clip):
+    cfg = {"consumers": [{"name": "collect", "delay": 0.05}]}
+    t = Tracker(cfg)
+    results = list(t.run(clip * 3, live=True))
+    t.close()
+    sink = t.consumers[0].consumer
+    assert len(results) == len(clip) * 3  # the caller still gets every result
+    assert t.dropped_frames > 0
+    assert len(sink.results) + t.dropped_frames == len(results)
+    assert sink.results == sorted(sink.results)
+
+
+def test_source_failing_mid_stream_ends_the_run_cleanly(tracker, clip):
+    def camera():
+        yield from clip[:5]
+        raise OSError("camera unplugged")
+
+    results = list(tracker.run(camera()))
+    assert len(results) == 5
+
+    def dead():
+        raise OSError("no camera")
+        yield
+
+    with pytest.raises(SourceError, match="no camera"):
+        list(tracker.run(dead()))
+
+
+def test_unreadable_sources_are_source_errors(tracker, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    for spec, msg in ((str(bad), "cannot be read"), (str(tmp_path / "missing.mp4"), "does not exist"),
+                      (str(tmp_path / "x.unknown"), "no source can open"), (tmp_path, "holds no images")):
+        with pytest.raises(SourceError, match=msg):
+            list(tracker.run(spec))
+
+
+def test_resolution_change_mid_stream(tracker, clip):
+    tracker.reset()
+    small = [f[::2, ::2].copy() for f in clip[:4]]
+    results = [tracker.process(f) for f in clip[:4] + small + clip[:4]]
+    assert all(r.hands for r in results)
+    assert results[4].image_size == (320, 240)
+    for r in results[4:8]:
+        assert r.hands[0].landmarks[:, 0].max() <= 330
+
+
+def test_closed_tracker_refuses_frames(clip):
+    t = Tracker()
+    with t:
+        t.process(clip[0])
+    with pytest.raises(HandSDKError, match="closed"):
+        t.process(clip[0])
+    t.close()  # twice is fine
+
+
+def test_one_tracker_per_thread(clip):
+    expected = [len(r.hands) for r in Tracker().run(clip)]
+    out: dict[int, list[int]] = {}
+
+    def work(k):
+        with Tracker() as t:
+            out[k] = [len(r.hands) for r in t.run(clip)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(v == expected for v in out.values())

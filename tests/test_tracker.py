@@ -1,0 +1,152 @@
+"""The Tracker on synthetic clips with exact ground truth, and its public contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from handsdk import FrameResult, Hand, Tracker
+from handsdk.synthetic import synthetic_clip
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    with Tracker() as t:
+        yield t
+
+
+def _match(hands: list[Hand], truth: np.ndarray) -> tuple[Hand | None, float]:
+    if not hands:
+        return None, float("inf")
+    d = [float(np.linalg.norm(h.landmarks[:, :2] - truth[:, :2], axis=1).mean()) for h in hands]
+    i = int(np.argmin(d))
+    return hands[i], d[i]
+
+
+def test_detect_contract(tracker):
+    frame = next(iter(synthetic_clip(1, seed=7)))
+    image, truth = frame.image, frame.landmarks
+    hands = tracker.detect(image)
+    assert hands, "no hand found in a clear synthetic render"
+    hand, err = _match(hands, truth[0])
+    assert hand.landmarks.shape == (21, 3) and hand.landmarks.dtype == np.float32
+    assert hand.confidence.shape == (21,)
+    assert 0.5 <= hand.score <= 1.0
+    assert hand.handedness.label in ("left", "right")
+    assert err < 0.1 * np.ptp(truth[0][:, :2], axis=0).max()
+    # stills leave no temporal state behind, and give the same answer twice
+    again = tracker.detect(image)
+    assert np.allclose(again[0].landmarks, hands[0].landmarks)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tracks_one_hand_with_pixel_accuracy(tracker, seed):
+    tracker.reset()
+    errors, ids, sizes = [], set(), []
+    for frame in synthetic_clip(60, seed=seed):
+        result = tracker.process(frame.image, timestamp_ms=frame.timestamp_ms)
+        assert isinstance(result, FrameResult)
+        hand, err = _match(result.hands, frame.landmarks[0])
+        assert hand is not None, f"hand lost at frame {result.frame_index}"
+        errors.append(err)
+        ids.add(hand.track_id)
+        sizes.append(np.ptp(frame.landmarks[0][:, :2], axis=0).max())
+    # hands are ~200 px long here: a mean error under 5 % of hand size, no frame above 10 %
+    assert np.mean(errors) < 0.05 * np.mean(sizes), np.mean(errors)
+    assert np.max(errors) < 0.10 * np.mean(sizes), np.max(errors)
+    assert len(ids) == 1, f"track id changed within the clip: {ids}"
+
+
+def test_detector_runs_only_while_a_hand_is_missing():
+    with Tracker({"tracker": {"max_hands": 1}}) as t:
+        calls = [t.process(f.image, f.timestamp_ms).detector_ran for f in synthetic_clip(40, seed=4)]
+    assert calls[0] is True
+    assert sum(calls) <= 2, f"detector ran on {sum(calls)} of 40 frames while the hand was tracked"
+
+
+def test_two_hands_get_two_stable_ids(tracker):
+    tracker.reset()
+    per_hand: list[set[int]] = [set(), set()]
+    for frame in synthetic_clip(45, seed=2, n_hands=2):
+        result = tracker.process(frame.image, frame.timestamp_ms)
+        for k, truth in enumerate(frame.landmarks):
+            hand, err = _match(result.hands, truth)
+            if hand is not None and err < 0.1 * np.ptp(truth[:, :2], axis=0).max():
+                per_hand[k].add(hand.track_id)
+    assert all(len(s) == 1 for s in per_hand), per_hand
+    assert per_hand[0] != per_hand[1]
+
+
+def test_reacquires_a_hand_that_leaves_and_returns(tracker):
+    tracker.reset()
+    seen = []  # (hand truly present, tracker found a hand, track id)
+    for frame in synthetic_clip(120, seed=3, leave_and_return=True):
+        result = tracker.process(frame.image, frame.timestamp_ms)
+        seen.append((bool(frame.landmarks), bool(result.hands),
+                     result.hands[0].track_id if result.hands else None))
+    absent = [i for i, s in enumerate(seen) if not s[0]]
+    assert absent, "the clip should have frames without a hand"
+    assert not any(seen[i][1] for i in absent[2:]), "a hand was reported while none was in the frame"
+    before = {s[2] for s in seen[: absent[0]] if s[2] is not None}
+    after_frames = seen[absent[-1] + 1:]
+    assert all(s[1] for s in after_frames[3:]), "the hand was not re-acquired after it returned"
+    after = {s[2] for s in after_frames if s[2] is not None}
+    assert len(before) == 1 and len(after) == 1 and before != after, (before, after)
+
+
+def test_backwards_and_repeated_timestamps_are_tolerated(tracker):
+    tracker.reset()
+    frames = [f.image for f in synthetic_clip(6, seed=5)]
+    stamps = [0.0, 33.0, 33.0, 10.0, 66.0, 66.0]
+    results = [tracker.process(f, t) for f, t in zip(frames, stamps, strict=True)]
+    ts = [r.timestamp_ms for r in results]
+    assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
+    assert all(np.isfinite(h.landmarks).all() for r in results for h in r.hands)
+
+
+def test_run_sources_and_writers(tmp_path):
+    frames = [f.image for f in synthetic_clip(12, seed=6)]
+    video = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
+    for f in frames:
+        w.write(f)
+    w.release()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames[:3]):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    out = tmp_path / "out.jsonl"
+    cfg = {"consumers": [{"name": "jsonl", "path": str(out)},
+                         {"name": "video", "path": str(tmp_path / "out.mp4"), "fps": 25.0}]}
+    with Tracker(cfg) as t:
+        from_list = list(t.run(frames))
+        from_video = list(t.run(str(video)))
+        from_folder = list(t.run(folder))
+        from_image = list(t.run(str(folder / "000.png")))
+        from_synthetic = list(t.run("synthetic", n_frames=5))
+    assert [len(x) for x in (from_list, from_video, from_folder, from_image, from_synthetic)] == [12, 12, 3, 1, 5]
+    assert sum(bool(r.hands) for r in from_video) >= 11
+    lines = out.read_text().splitlines()
+    assert len(lines) == 33
+    rec = json.loads(lines[0])
+    assert {"frame", "timestamp_ms", "hands"} <= rec.keys()
+    assert {"landmarks", "score", "handedness", "track_id", "labels"} <= rec["hands"][0].keys()
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 33
+
+
+def test_demo_command(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "handsdk", "demo", "--frames", "20"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "frames: 20" in proc.stdout
+    records = [json.loads(x) for x in (tmp_path / "handsdk_demo.jsonl").read_text().splitlines()]
+    assert len(records) == 20 and sum(bool(r["hands"]) for r in records) >= 18
+    cap = cv2.VideoCapture(str(tmp_path / "handsdk_demo.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (480, 640, 3)
