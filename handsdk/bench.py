@@ -114,6 +114,49 @@ def run_pipeline(name: str, frames: Path, fps: float, max_hands: int) -> dict[st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def model_latency(backends: list[tuple[str, dict[str, Any]]], repeats: int = 200) -> dict[str, dict[str, float]]:
+    """Median latency (ms) of each model alone, batch 1, per backend configuration."""
+    import time
+
+    from .config import build_component
+    from .models import model_spec
+    from .plugins import get_component
+
+    out: dict[str, dict[str, float]] = {}
+    for label, cfg in backends:
+        try:
+            backend = build_component(get_component("backend", cfg["name"]).factory,
+                                      cfg.get("options", {}), label)
+        except Exception as exc:  # a backend that is not installed is skipped, and said so
+            print(f"  {label}: skipped ({exc})")
+            continue
+        row = {}
+        for kind in ("landmark", "detector"):
+            spec = model_spec(kind)
+            runner = backend.load(spec, cfg.get("variant", "fp32"))
+            x = np.random.default_rng(0).random((1, spec.input_size, spec.input_size, 3), np.float32)
+            for _ in range(20):
+                runner(x)
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                runner(x)
+                ts.append((time.perf_counter() - t0) * 1000)
+            row[kind] = float(np.median(ts))
+        out[label] = row
+        print(f"  {label:28s} landmark {row['landmark']:.3f} ms  detector {row['detector']:.3f} ms")
+    return out
+
+
+MODEL_BACKENDS = [
+    ("onnxruntime fp32, 2 threads", {"name": "onnxruntime", "options": {"threads": 2}}),
+    ("onnxruntime fp32, 1 thread", {"name": "onnxruntime", "options": {"threads": 1}}),
+    ("onnxruntime int8, 2 threads", {"name": "onnxruntime", "options": {"threads": 2}, "variant": "int8"}),
+    ("torch, 2 threads", {"name": "torch", "options": {"threads": 2}}),
+    ("tflite (XNNPACK), 2 threads", {"name": "tflite", "options": {"threads": 2}}),
+]
+
+
 def agreement(hands: list[list], ref: list[list]) -> tuple[float, int]:
     """Mean landmark distance to the reference (e.g. MediaPipe full) in units of hand size,
     over frames where both found a hand, and the number of such frames."""
@@ -163,6 +206,8 @@ def bench(sources: list[str], pipelines: list[str], rounds: int, max_frames: int
                 if ref is not None:
                     b["summary"]["agreement"], b["summary"]["agreement_frames"] = agreement(b["hands"], ref)
             report[src] = {"info": info, "results": {k: v["summary"] for k, v in best.items()}}
+    print("models alone (batch 1, median of 200):")
+    report["__models__"] = model_latency(MODEL_BACKENDS)
     if out_md is not None:
         write_markdown(report, out_md, images, rounds, max_hands)
     return report
@@ -178,6 +223,12 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
              f"latency; `max_hands = {max_hands}` everywhere. Ratios are against MediaPipe Hands full "
              "(model_complexity 1) from the same run. Agreement: mean landmark distance to MediaPipe full "
              "/ hand size.", ""]
+    models = report.pop("__models__", {})
+    if models:
+        lines += ["## Models alone", "", "Median latency of one inference (batch 1, one crop / one frame), "
+                  "same run.", "", "| backend | landmark model (224²) ms | detector (192²) ms |", "|---|---|---|"]
+        lines += [f"| {k} | {v['landmark']:.3f} | {v['detector']:.3f} |" for k, v in models.items()]
+        lines.append("")
     for src, rep in report.items():
         info, res = rep["info"], rep["results"]
         mp = res.get("mediapipe full")

@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)
 
+    raw = sys.argv[1:] if argv is None else argv
+    if raw and raw[0] in ("bench", "train") and len(raw) > 1:  # their options are their own
+        from .bench import main as bench_main
+
+        if raw[0] == "bench":
+            return bench_main(raw[1:])
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -27,7 +27,7 @@ else:  # pragma: no cover
 @dataclass
 class TrackerConfig:
     max_hands: int = 2
-    min_detection_confidence: float = 0.5  # detector score to start a hand
+    min_detection_confidence: float = 0.3  # detector score to start a hand (measured: see docs/models.md)
     min_presence_confidence: float = 0.5  # landmark model's presence to keep a hand
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again

@@ -25,13 +25,22 @@ from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
 from .errors import ConfigError, HandSDKError, SourceError
 from .frames import as_bgr
-from .geometry import crop_points_to_image, rect_from_landmarks, rect_iou, warp_crop
+from .geometry import (
+    crop_points_to_image,
+    image_points_to_crop,
+    rect_from_landmarks,
+    rect_iou,
+    warp_crop,
+)
 from .models import model_spec
 from .plugins import call_hook_safely, get_component
 from .sources import open_source
 from .types import FrameResult, Hand, Handedness, RotatedRect
 
 log = logging.getLogger(__name__)
+
+#: A hand re-detected this many frames after its track was lost, where it was, keeps its id.
+LOST_TRACK_FRAMES = 5
 
 
 @dataclass
@@ -102,6 +111,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget every track (a new video)."""
         self._tracks: list[_Track] = []
+        self._lost: list[tuple[_Track, int]] = []  # recently lost tracks, with the frame they left
         self._frame_index = 0
         self._last_ts: float | None = None
         self._size: tuple[int, int] | None = None
@@ -155,15 +165,23 @@ class Tracker:
 
     @staticmethod
     def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Drop a hand whose landmarks sit on a better one (two crops on the same hand)."""
+        """One hand per hand: a hand whose landmarks sit on a more confident one, or mostly inside
+        its crop, is dropped; if it carried a track, the kept hand inherits that track's id."""
         kept: list[dict[str, Any]] = []
-        for it in sorted(items, key=lambda d: (d.get("track") is None, -d["presence"])):
+        for it in sorted(items, key=lambda d: -d["presence"]):
             lm = it["landmarks"][:, :2]
             size = max(float(np.ptp(lm, axis=0).max()), 1.0)
-            if any(float(np.linalg.norm(lm - k["landmarks"][:, :2], axis=1).mean()) < 0.15 * size
-                   for k in kept):
-                continue
-            kept.append(it)
+            twin = None
+            for k in kept:
+                close = float(np.linalg.norm(lm - k["landmarks"][:, :2], axis=1).mean()) < 0.15 * size
+                inside = image_points_to_crop(it["landmarks"], k["rect"])[:, :2]
+                if close or ((inside > 0) & (inside < 1)).all(1).mean() > 0.6:
+                    twin = k
+                    break
+            if twin is None:
+                kept.append(it)
+            elif twin.get("track") is None and it.get("track") is not None:
+                twin["track"] = it["track"]
         return kept
 
     # -- still images ------------------------------------------------------------------------
@@ -265,11 +283,15 @@ class Tracker:
         t3 = time.perf_counter()
         timings["landmarks"] = (t3 - t2) * 1000
         tracks, hands = [], []
+        kept = {id(f["track"]) for f in found if f["track"] is not None}
+        self._lost = [(tr, i) for tr, i in self._lost if self._frame_index - i <= LOST_TRACK_FRAMES]
+        self._lost += [(tr, self._frame_index) for tr in self._tracks if id(tr) not in kept]
         for f in found:
             tr = f["track"]
             if tr is None:
-                tr = _Track(next(self._ids), f["rect"],
-                            build_component(self._filter_factory, self.config.filter.options, self._filter_where))
+                tr = self._revive(f["rect"]) or _Track(
+                    next(self._ids), f["rect"],
+                    build_component(self._filter_factory, self.config.filter.options, self._filter_where))
             tr.raw = f["landmarks"]
             tr.rect = rect_from_landmarks(f["landmarks"], self.crop_scale)
             smooth = tr.filter(f["landmarks"].astype(np.float64), ts / 1000.0)
@@ -286,6 +308,21 @@ class Tracker:
         timings["emit"] = (time.perf_counter() - t4) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return result
+
+    def _revive(self, rect: RotatedRect) -> _Track | None:
+        """A track lost in the last few frames where this new hand is: the same hand, same id
+        (a hand flickering at the frame's edge keeps its id); its filter restarts."""
+        best = None
+        for tr, _ in self._lost:
+            d = float(np.hypot(*np.subtract(rect.center, tr.rect.center)))
+            if d < max(rect.size[0], tr.rect.size[0]) and (best is None or d < best[0]):
+                best = (d, tr)
+        if best is None:
+            return None
+        tr = best[1]
+        self._lost = [(t, i) for t, i in self._lost if t is not tr]
+        tr.filter.reset()
+        return tr
 
     def _timestamp(self, timestamp_ms: float | None) -> float:
         if timestamp_ms is None:

@@ -493,6 +493,15 @@ def test_one_counts_only_with_the_index_up():
 LABELS = gesture_eval.default_labels_path()
 
 
+def test_accuracy_end_to_end_with_our_tracker(data_root):
+    """Our own tracker's landmarks on the shared photos (every 2nd photo, to stay fast)."""
+    rows = gesture_eval.tracker_rows(limit_per_dataset=450)
+    rep = gesture_eval.evaluate(rows)
+    print(gesture_eval.format_report(rep))
+    assert rep.total >= 300
+    assert rep.overall >= 0.90, gesture_eval.format_report(rep)
+
+
 @pytest.mark.skipif(LABELS is None, reason="no real-photo labels file (set HANDSDK_LABELS or run "
                                            "python -m handsdk.train.pseudolabel)")
 def test_accuracy_on_real_photos():

@@ -74,6 +74,29 @@ def default_labels_path() -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def tracker_rows(tracker: Any = None, limit_per_dataset: int | None = None) -> list[dict[str, Any]]:
+    """Rows from handsdk's own tracker (``Tracker.detect``) on the shared photos of the mapped
+    datasets: end to end. A photo where no hand is found has ``landmarks`` None (scored wrong)."""
+    import cv2
+
+    from handsdk import Tracker
+    from handsdk.data import iter_photos
+
+    tracker = tracker or Tracker({"tracker": {"max_hands": 1}})
+    rows = []
+    for dataset in sorted({d for d, _ in MAPPING}):
+        photos = list(iter_photos((dataset,)))
+        if limit_per_dataset:
+            photos = photos[:: max(1, len(photos) // limit_per_dataset)][:limit_per_dataset]
+        for p in photos:
+            image = cv2.imread(str(p.path))
+            hands = tracker.detect(image) if image is not None else []
+            lm = max(hands, key=lambda h: h.size).landmarks.tolist() if hands else None
+            rows.append({"path": str(p.path), "dataset": p.dataset, "label": p.label,
+                         "group": p.group, "landmarks": lm})
+    return rows
+
+
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -117,8 +140,11 @@ def expected_gesture(row: Mapping[str, Any], audit: Audit | None = None) -> tupl
             return f"{cls} -> {audit.relabel[group]} by eye", audit.relabel[group]
         if group in audit.not_shown:
             return f"{cls} (audit: label not shown)", None
-    if key == ("gesture_counts", "one") and image_direction(row["landmarks"], 5, 8) > INDEX_UP_DEGREES:
-        return f"{cls} (index not up)", None
+    if key == ("gesture_counts", "one"):
+        if row.get("landmarks") is None:
+            return f"{cls} (no hand found: direction unknown)", None
+        if image_direction(row["landmarks"], 5, 8) > INDEX_UP_DEGREES:
+            return f"{cls} (index not up)", None
     return cls, MAPPING[key]
 
 
@@ -162,7 +188,7 @@ def evaluate(rows: Iterable[Mapping[str, Any]], recognizer: GestureRecognizer | 
         if row.get("dataset") not in datasets:
             continue
         cls, want = expected_gesture(row, checked)
-        got = rec.recognize(row["landmarks"]).name
+        got = "no hand" if row.get("landmarks") is None else rec.recognize(row["landmarks"]).name
         if want is None:
             rep.unscored[cls][got] += 1
             continue
@@ -208,7 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-audit", action="store_true",
                     help="score every photo of a mapped class, even those label_audit.json lists")
     ap.add_argument("--min-score", type=float, default=0.5, help="the recognizer's min_score")
+    ap.add_argument("--tracker", action="store_true",
+                    help="landmarks from handsdk's own tracker on ../shared/data (end to end)")
     args = ap.parse_args(argv)
+    if args.tracker:
+        rep = evaluate(tracker_rows(), GestureRecognizer(min_score=args.min_score), audit=not args.no_audit)
+        print("landmarks: handsdk Tracker.detect on the photos (end to end; no hand found = wrong)")
+        print(format_report(rep))
+        return 0
     path = args.labels or default_labels_path()
     if path is None or not Path(path).is_file():
         print(f"no labels file ({path or 'none found'}); pass --labels FILE", file=sys.stderr)

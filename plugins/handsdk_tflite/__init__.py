@@ -24,7 +24,8 @@ def _interpreter_class():
 
 
 class TFLiteRunner:
-    """One interpreter; resized to the batch size on demand (the tracker batches crops)."""
+    """One interpreter with batch size 1: a batch runs crop by crop (XNNPACK refuses to
+    reshape the exported graphs to other batch sizes)."""
 
     def __init__(self, interpreter, spec: ModelSpec):
         self.it = interpreter
@@ -32,17 +33,14 @@ class TFLiteRunner:
         by_name = {d["name"]: d["index"] for d in interpreter.get_output_details()}
         # litert-torch names outputs output_0…; the manifest order is the model's return order
         self.outputs = [by_name[k] for k in sorted(by_name, key=_natural)]
-        self.batch = 1
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        n = batch.shape[0]
-        if n != self.batch:
-            self.it.resize_tensor_input(self.input, list(batch.shape))
-            self.it.allocate_tensors()
-            self.batch = n
-        self.it.set_tensor(self.input, np.ascontiguousarray(batch, np.float32))
-        self.it.invoke()
-        return [self.it.get_tensor(i).copy() for i in self.outputs]
+        per_item = []
+        for x in np.ascontiguousarray(batch, np.float32):
+            self.it.set_tensor(self.input, x[None])
+            self.it.invoke()
+            per_item.append([self.it.get_tensor(i).copy() for i in self.outputs])
+        return [np.concatenate([p[k] for p in per_item]) for k in range(len(self.outputs))]
 
 
 def _natural(name: str):
