@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=1500)
     ap.add_argument("--val-every", type=float, default=60.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     train_idx = np.where(~pool.valid)[0]
     val_idx = torch.from_numpy(np.where(pool.valid & ~pool.synthetic)[0]).to(dev)
     print(f"pool: {len(pool.images)} images, {len(train_idx)} train, {len(val_idx)} val on {dev}")
-    tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume)
+    tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
     last_val = tr.elapsed
     while not tr.done():

@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
     ap.add_argument("--val-every", type=float, default=60.0, help="seconds between validations")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     val_idx = np.where(pool.valid)[0]
     val_t = torch.from_numpy(val_idx).to(dev)
     model = LandmarkNet(args.input_size)
-    tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume)
+    tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
     last_val = tr.elapsed
     while not tr.done():

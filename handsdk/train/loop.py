@@ -60,9 +60,12 @@ class Trainer:
     """Time-budgeted training state: model, EMA copy, optimiser, elapsed time, metrics log."""
 
     def __init__(self, model: torch.nn.Module, workdir: Path, budget_s: float, lr: float,
-                 device: torch.device, resume: bool, ema_decay: float = 0.998):
+                 device: torch.device, resume: bool, ema_decay: float = 0.998, init: Path | None = None):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        if init is not None:  # fine-tune from earlier weights (a best.pt or an exported .pt)
+            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
+            print(f"initialised from {init}")
         self.model = model.to(device)
         if device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)

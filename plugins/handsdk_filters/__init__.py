@@ -50,13 +50,12 @@ class OneEuroFilter:
     pixels) how fast the cutoff opens with speed, ``d_cutoff`` (Hz) the low-pass on the speed
     estimate. The derivative is taken against the previous *filtered* value, as in the paper.
 
-    The defaults are provisional, from the smoothing study (a sweep on synthetic landmarks:
-    2 px Gaussian noise at 30 fps, hands moving at 100-600 px/s as ramps and waves): about the
-    least jitter that keeps the lag under one frame at every speed, with ~10 % margin. There they
-    cut static jitter (RMS second difference) by ~89 % and lag 0.2-0.9 frame (most at 100 px/s).
+    The defaults come from the smoothing study (``scripts/smoothing_study.py``, docs/smoothing.md:
+    the tracker's own landmarks on synthetic clips with exact truth): the largest jitter cut whose
+    mean lag stays within half a frame — there −96 % jitter at 0.25 frame mean lag.
     """
 
-    def __init__(self, min_cutoff: float = 0.3, beta: float = 0.045, d_cutoff: float = 1.0) -> None:
+    def __init__(self, min_cutoff: float = 0.05, beta: float = 0.045, d_cutoff: float = 1.0) -> None:
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
         self.min_cutoff = float(min_cutoff)
@@ -100,16 +99,14 @@ class KalmanFilter:
     ``measurement_noise`` is the standard deviation of the landmark noise, px. All elements share
     the same 2x2 covariance (same noise, same dt), so it is kept once, not per element.
 
-    The defaults are provisional, from the smoothing study (same sweep as :class:`OneEuroFilter`):
-    the least jitter that keeps a waving hand (100 px amplitude, up to 600 px/s) under one frame
-    of lag. There they cut static jitter by ~76 %; a steady ramp has no lag once the velocity is
-    learnt (~0.25 frame on average over the first second of motion).
+    The defaults come from the smoothing study (docs/smoothing.md), with the same rule as
+    :class:`OneEuroFilter`: there −74 % jitter at 0.49 frame mean lag.
     """
 
     #: velocity uncertainty at the first frame, px/s: a hand can already be moving at this speed
     initial_speed_std = 1000.0
 
-    def __init__(self, process_noise: float = 200.0, measurement_noise: float = 2.0) -> None:
+    def __init__(self, process_noise: float = 100.0, measurement_noise: float = 2.0) -> None:
         if process_noise <= 0 or measurement_noise <= 0:
             raise ValueError("process_noise and measurement_noise must be > 0")
         self.process_noise = float(process_noise)
