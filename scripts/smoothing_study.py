@@ -140,9 +140,9 @@ def write_docs(rows, raw, best, size) -> None:
                 f"{r['lag']:.2f} | {r['lag_max']:.2f} | {r['error_px']:.2f} |")
 
     lines = ["# Smoothing study", "", "Written by `python scripts/smoothing_study.py`. Synthetic clips with exact "
-             "landmarks (hand ≈ %.0f px): a still open hand with per-frame sensor noise (σ 8 grey levels) for "
-             "jitter, and the same hand moving at %s× the default clip speed for lag. The tracker ran once with "
-             "no filter; each setting replays the raw landmarks with their timestamps." % (size, ", ".join(map(str, SPEEDS))),
+             "landmarks (hand ≈ {:.0f} px): a still open hand with per-frame sensor noise (σ 8 grey levels) for "
+             "jitter, and the same hand moving at {}× the default clip speed for lag. The tracker ran once with "
+             "no filter; each setting replays the raw landmarks with their timestamps.".format(size, ", ".join(map(str, SPEEDS))),
              "", "Jitter = RMS second difference / hand size (×1000 in the table); lag = best-aligning delay "
              "in frames (mean and worst over the speeds); error = mean distance to the truth on the moving clips.",
              "", "![Pareto fronts](images/smoothing_pareto.png)", "",
