@@ -26,14 +26,14 @@ class Detection:
                            hand_angle(self.wrist, self.middle_mcp))
 
 
-def letterbox(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
     """Fit the image in a ``size``² square (zero padding): (square, scale, offset)."""
-    h, w = image_rgb.shape[:2]
+    h, w = image.shape[:2]
     s = size / max(h, w)
     off = np.array([(size - w * s) / 2, (size - h * s) / 2])
     m = np.array([[s, 0, off[0]], [0, s, off[1]]])
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(image_rgb, m, (size, size), flags=interp), s, off
+    return cv2.warpAffine(image, m, (size, size), flags=interp), s, off
 
 
 def decode(heat: np.ndarray, geom: np.ndarray, size: int, scale: float, offset: np.ndarray,

@@ -117,8 +117,7 @@ class OurCropModel:
 
     def __call__(self, bgr: np.ndarray, ref: np.ndarray) -> np.ndarray:
         rect = rect_from_landmarks(ref, self.t.crop_scale)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        return self.t._run_landmarks(rgb, [rect])[0]["landmarks"]
+        return self.t._run_landmarks(bgr, [rect])[0]["landmarks"]
 
 
 class TeacherCropModel:

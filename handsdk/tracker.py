@@ -137,19 +137,22 @@ class Tracker:
         call_hook_safely("handsdk_on_tracker_close", tracker=self)
 
     # -- models ------------------------------------------------------------------------------
-    def _run_detector(self, rgb: np.ndarray) -> list[Detection]:
+    # Models take RGB; frames stay BGR and only the small model inputs are converted.
+    def _run_detector(self, bgr: np.ndarray) -> list[Detection]:
         size = self.detector_spec.input_size
-        square, scale, offset = letterbox(rgb, size)
+        square, scale, offset = letterbox(bgr, size)
+        square = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
         heat, geom = self._detector(square[None].astype(np.float32) * (1 / 255.0))[:2]
         self.stats["detector_calls"] += 1
         return decode(heat[0, 0], geom[0], size, scale, offset,
                       self.config.tracker.min_detection_confidence, self.config.tracker.max_hands)
 
-    def _run_landmarks(self, rgb: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
+    def _run_landmarks(self, bgr: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
         if not rects:
             return []
         size = self.landmark_spec.input_size
-        batch = np.stack([warp_crop(rgb, r, size) for r in rects]).astype(np.float32) * (1 / 255.0)
+        crops = [cv2.cvtColor(warp_crop(bgr, r, size), cv2.COLOR_BGR2RGB) for r in rects]
+        batch = np.stack(crops).astype(np.float32) * (1 / 255.0)
         lms, conf, presence, right = self._landmark(batch)[:4]
         out = []
         for i, rect in enumerate(rects):
@@ -192,15 +195,14 @@ class Tracker:
         once more on the crop rebuilt from its own landmarks.
         """
         bgr = as_bgr(image)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         t = self.config.tracker
         if self._pipeline:
-            found = self._external(rgb, still=True)
+            found = self._external(bgr, still=True)
         else:
-            rects = [d.rect(self.crop_scale) for d in self._run_detector(rgb)]
-            found = [f for f in self._run_landmarks(rgb, rects) if f["presence"] >= t.min_presence_confidence]
+            rects = [d.rect(self.crop_scale) for d in self._run_detector(bgr)]
+            found = [f for f in self._run_landmarks(bgr, rects) if f["presence"] >= t.min_presence_confidence]
         if t.refine_still and found and not self._pipeline:
-            again = self._run_landmarks(rgb, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
+            again = self._run_landmarks(bgr, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
             found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
         found = self._dedupe(found)[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
@@ -209,9 +211,9 @@ class Tracker:
                 slot.classify(hands, bgr)
         return hands
 
-    def _external(self, rgb: np.ndarray, still: bool) -> list[dict[str, Any]]:
+    def _external(self, bgr: np.ndarray, still: bool) -> list[dict[str, Any]]:
         """Hands from a whole-pipeline backend, shaped like our own model's output."""
-        found = self.backend.find_hands(rgb, still=still)
+        found = self.backend.find_hands(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), still=still)
         for f in found:
             f["rect"] = rect_from_landmarks(f["landmarks"], self.crop_scale)
         return found
@@ -244,7 +246,6 @@ class Tracker:
             raise HandSDKError("this Tracker is closed; create a new one")
         t0 = time.perf_counter()
         bgr = as_bgr(frame, "frame")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         ts = self._timestamp(timestamp_ms)
         size = (bgr.shape[1], bgr.shape[0])
         if self._tracks and size != self._size:
@@ -262,7 +263,7 @@ class Tracker:
             pass
         elif len(self._tracks) < cfg.max_hands or periodic:
             ran_detector = True
-            for det in self._run_detector(rgb):
+            for det in self._run_detector(bgr):
                 rect = det.rect(self.crop_scale)
                 if any(rect_iou(rect, c.rect) > 0.3 or
                        np.hypot(*np.subtract(rect.center, c.rect.center)) < 0.3 * c.rect.size[0]
@@ -272,10 +273,10 @@ class Tracker:
         t2 = time.perf_counter()
         timings["detect"] = (t2 - t1) * 1000
         if self._pipeline:
-            found = self._external(rgb, still=False)
+            found = self._external(bgr, still=False)
             self._match_tracks(found)
         else:
-            found = self._run_landmarks(rgb, [c.rect for c in candidates])
+            found = self._run_landmarks(bgr, [c.rect for c in candidates])
             for f, c in zip(found, candidates, strict=True):
                 f["track"] = c.track
         found = [f for f in found if f["presence"] >= cfg.min_presence_confidence]
