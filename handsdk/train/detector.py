@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import Canvas, hand_frame, photometric, rect_matrices, to_crop_coords
-from .loop import Trainer, build_pool, plot_curves
+from .loop import Trainer, build_pool, parse_with_config, plot_curves
 from .nets import DetectorNet
 
 STRIDE = 8
@@ -166,6 +166,8 @@ def validate(model, canvas, lm, idx, size):
         d = torch.remainder(a - a_t + math.pi, 2 * math.pi) - math.pi
         ang_err.append(d.abs()[ok])
     model.train()
+    if not found:
+        return {"found": 0.0, "angle_err_deg": 180.0}
     ae = torch.cat(ang_err)
     return {"found": float(torch.cat(found).mean()),
             "angle_err_deg": float(ae.mean() * 180 / math.pi) if len(ae) else 180.0}
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
+    args = parse_with_config(ap, argv)
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
@@ -204,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         bg = torch.rand(50, 3, 1, 1, device=dev).expand(50, 3, size, size).contiguous()
     train_idx = np.where(~pool.valid)[0]
-    val_idx = torch.from_numpy(np.where(pool.valid & ~pool.synthetic)[0]).to(dev)
+    val = np.where(pool.valid & ~pool.synthetic)[0]
+    val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)
     print(f"pool: {len(pool.images)} images, {len(train_idx)} train, {len(val_idx)} val on {dev}")
     tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)

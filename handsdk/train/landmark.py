@@ -24,7 +24,7 @@ from .augment import (
     rect_matrices,
     to_crop_coords,
 )
-from .loop import Trainer, build_pool, plot_curves
+from .loop import Trainer, build_pool, parse_with_config, plot_curves
 from .nets import LandmarkNet
 
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parse_with_config(ap, argv)
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     last_val = tr.elapsed
     while not tr.done():
         n_syn = int(round(batch * args.synthetic_weight)) if len(train_syn) else 0
-        idx = np.concatenate([rng.choice(train_real, batch - n_syn), rng.choice(train_syn, n_syn)]
-                             if n_syn else [rng.choice(train_real, batch)])
+        if not len(train_real):  # no photos (a smoke test): synthetic only
+            n_syn = batch
+        idx = np.concatenate([rng.choice(train_real, batch - n_syn) if batch > n_syn else [],
+                              rng.choice(train_syn, n_syn) if n_syn else []]).astype(np.int64)
         x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True)
         if dev.type == "cpu":
             x = x.contiguous()

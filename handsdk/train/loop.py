@@ -134,6 +134,24 @@ class Trainer:
         return improved
 
 
+def parse_with_config(ap, argv: list[str] | None):
+    """Parse ``argv``; ``--config FILE.toml`` supplies defaults (keys = option names with
+    underscores), which explicit command-line options override."""
+    from ..config import tomllib
+
+    ap.add_argument("--config", type=Path, help="TOML file of option defaults, e.g. minutes = 60")
+    first, _ = ap.parse_known_args(argv)
+    if first.config is not None:
+        data = tomllib.loads(first.config.read_text(encoding="utf-8"))
+        known = {a.dest for a in ap._actions}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SystemExit(f"{first.config}: unknown keys {unknown}; valid: {sorted(known - {'help', 'config'})}")
+        ap.set_defaults(**{k: (Path(v) if isinstance(ap.get_default(k), Path) or k in ("pack", "workdir", "init")
+                               else v) for k, v in data.items()})
+    return ap.parse_args(argv)
+
+
 def plot_curves(log_path: Path, out: Path, keys: list[str]) -> None:
     """Plot the metrics log (needs matplotlib; skipped quietly without it)."""
     try:

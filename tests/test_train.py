@@ -1,0 +1,46 @@
+"""The training entry points run on a CPU, checkpoint, resume, and export models the tracker loads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from handsdk import Tracker  # noqa: E402
+from handsdk.synthetic import synthetic_clip  # noqa: E402
+from handsdk.train import detector, export, landmark  # noqa: E402
+
+
+def test_train_resume_and_export(tmp_path):
+    lm_dir, det_dir = tmp_path / "lm", tmp_path / "det"
+    common = ["--synthetic", "24", "--batch", "4", "--val-every", "1000"]
+    assert landmark.main(["--workdir", str(lm_dir), "--minutes", "0.05", "--input-size", "128", *common]) == 0
+    first = [json.loads(x) for x in (lm_dir / "metrics.jsonl").read_text().splitlines()]
+    assert (lm_dir / "best.pt").exists() and (lm_dir / "curves.png").exists()
+    assert {"pck10", "epe_px", "step"} <= first[-1].keys()
+    assert landmark.main(["--workdir", str(lm_dir), "--minutes", "0.1", "--input-size", "128", "--resume",
+                          *common]) == 0
+    rows = [json.loads(x) for x in (lm_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] > first[-1]["step"] and rows[-1]["elapsed_s"] > first[-1]["elapsed_s"]
+    assert detector.main(["--workdir", str(det_dir), "--minutes", "0.05", *common]) == 0
+
+    out = tmp_path / "models"
+    assert export.main(["--landmark", str(lm_dir / "best.pt"), "--detector", str(det_dir / "best.pt"),
+                        "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["landmark"]["input_size"] == 128
+    assert {"onnx", "onnx_int8", "torch"} <= manifest["models"]["landmark"]["files"].keys()
+    frame = next(iter(synthetic_clip(1))).image
+    for cfg in ({}, {"backend": {"name": "torch"}}, {"models": {"variant": "int8"}}):
+        cfg = {**cfg, "models": {**cfg.get("models", {}), "manifest": str(out / "manifest.json")}}
+        with Tracker(cfg) as t:
+            assert isinstance(t.detect(frame), list)  # an untrained model: runs, finds what it finds
+            assert t.landmark_spec.input_size == 128
+    # the bundled manifest is untouched
+    assert not np.isnan(Tracker().detect(frame)[0].landmarks).any()
+    shutil.rmtree(tmp_path)
