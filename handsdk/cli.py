@@ -48,7 +48,8 @@ def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl
     with Tracker(cfg) as tracker:
         t0 = time.perf_counter()
         try:
-            for i, result in enumerate(tracker.run(src, max_frames=max_frames)):
+            stall = 5.0 if isinstance(source, int) else None  # a camera that hangs ends the run
+            for i, result in enumerate(tracker.run(src, max_frames=max_frames, stall_timeout=stall)):
                 frames += 1
                 pipeline_ms += result.timings.get("pipeline", 0.0)
                 hands_found += len(result.hands)

@@ -8,13 +8,18 @@ ends or fails ends the run cleanly; failures mid-stream are logged and raised as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import SourceError
 from .plugins import components
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -45,3 +50,45 @@ def open_source(spec: Any, name: str | None = None, **options: Any) -> Source:
     raise SourceError(f"no source can open {spec!r}; give a camera index (0), a video file, an image "
                       f"file, a folder of images, 'synthetic', or an iterable of frames "
                       f"(registered sources: {', '.join(sorted(found)) or '(none)'})")
+
+
+def stall_guard(frames: Iterable[Any], timeout_s: float) -> Iterator[Any]:
+    """Yield from ``frames`` (read on a worker thread), ending the stream with a warning when
+    no frame arrives for ``timeout_s`` seconds — a camera that hangs instead of failing.
+
+    Exceptions of the source are re-raised in the caller's thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=2)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer thread
+            q.put(exc)
+
+    threading.Thread(target=read, name="handsdk-source", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = q.get(timeout=timeout_s)
+            except queue.Empty:
+                log.warning("no frame from the source for %.1f s: ending the stream", timeout_s)
+                return
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

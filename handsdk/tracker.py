@@ -34,7 +34,7 @@ from .geometry import (
 )
 from .models import model_spec
 from .plugins import call_hook_safely, get_component
-from .sources import open_source
+from .sources import open_source, stall_guard
 from .types import FrameResult, Hand, Handedness, RotatedRect
 
 log = logging.getLogger(__name__)
@@ -359,12 +359,14 @@ class Tracker:
         call_hook_safely("handsdk_on_result", result=result)
 
     def run(self, source: Any = None, *, live: bool = False, max_frames: int | None = None,
-            **source_options: Any) -> Iterator[FrameResult]:
+            stall_timeout: float | None = None, **source_options: Any) -> Iterator[FrameResult]:
         """Track every frame of ``source``: a camera index, a video, an image, a folder,
         ``"synthetic"``, or any iterable of frames (or ``(frame, timestamp_ms)`` pairs).
 
         ``live=True`` runs sink consumers on a worker thread behind a bounded queue that drops
         the oldest frames when they fall behind (``tracker.dropped_frames`` counts them).
+        ``stall_timeout`` (seconds; default 5 for cameras, none otherwise) ends the run when the
+        source delivers nothing for that long instead of waiting forever.
         """
         cfg_src = self.config.source
         if source is None and cfg_src is None:
@@ -378,7 +380,9 @@ class Tracker:
         self.reset()
         src = source if _is_frame_iterable(source) else open_source(source, name, **source_options)
         fps = getattr(src, "fps", None) or self.config.tracker.fps
-        frames = iter(src)
+        if stall_timeout is None and isinstance(source, int) and not isinstance(source, bool):
+            stall_timeout = 5.0
+        frames = stall_guard(src, stall_timeout) if stall_timeout else iter(src)
         i = 0
         try:
             while max_frames is None or i < max_frames:

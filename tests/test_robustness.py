@@ -220,3 +220,20 @@ def test_one_tracker_per_thread(clip):
     for th in threads:
         th.join()
     assert all(v == expected for v in out.values())
+
+
+def test_a_stalled_source_ends_the_run(tracker, clip):
+    import threading
+
+    never = threading.Event()
+
+    def hanging_camera():
+        yield from clip[:3]
+        never.wait()  # a driver that blocks instead of failing
+        yield clip[0]
+
+    t0 = time.perf_counter()
+    results = list(tracker.run(hanging_camera(), stall_timeout=0.5))
+    assert len(results) == 3
+    assert time.perf_counter() - t0 < 10
+    never.set()
