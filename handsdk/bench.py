@@ -108,6 +108,10 @@ def run_pipeline(name: str, frames: Path, fps: float, max_hands: int) -> dict[st
         cfg.setdefault("tracker", {})["max_hands"] = max_hands
         cmd = [sys.executable, "-m", "handsdk.bench", "--worker", json.dumps(cfg), str(frames), str(fps)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in env.items() if v})
+    if proc.returncode == 0 and "mediapipe" in p:  # same shape as ours: per frame, a list of landmarks
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["hands"] = [[h["landmarks"] for h in frame] for frame in res["hands"]]
+        return res
     if proc.returncode != 0:
         print(f"  {name}: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
         return None
