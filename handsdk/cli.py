@@ -204,13 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)
 
-    raw = sys.argv[1:] if argv is None else argv
-    if raw and raw[0] in ("bench", "train") and len(raw) > 1:  # their options are their own
-        from .bench import main as bench_main
+    from .plugins import call_hook_safely
 
-        if raw[0] == "bench":
-            return bench_main(raw[1:])
-    args = ap.parse_args(argv)
+    call_hook_safely("handsdk_register_commands", subparsers=sub)  # plugins' own subcommands
+    # commands that hand their options to another parser (bench, train, plugin commands) keep
+    # everything they did not recognise themselves
+    args, unknown = ap.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "rest"):
+            ap.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = unknown + args.rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

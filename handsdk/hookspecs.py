@@ -55,6 +55,12 @@ def handsdk_register_sources(register: Register) -> None:
 
 
 @hookspec
+def handsdk_register_commands(subparsers: Any) -> None:
+    """Add ``handsdk`` subcommands: ``subparsers`` is argparse's; set ``func`` on the parser to a
+    callable taking the parsed args and returning an exit code (as llm's register_commands)."""
+
+
+@hookspec
 def handsdk_on_result(result: Any) -> None:
     """Called with every :class:`~handsdk.types.FrameResult`, after the consumers ran."""
 
