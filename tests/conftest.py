@@ -212,3 +212,18 @@ def fake_backend(tmp_path: Path, register_plugin: Callable[[Any, str], Any]) -> 
         "landmark": {"input_size": 32, "outputs": outputs["landmark"], "files": {}, "crop_scale": 1.5},
     }}))
     return FakeBackendSetup(manifest, state)
+
+
+def to_pixels(lm: np.ndarray, size: float = 200.0, centre=(320.0, 240.0), angle_deg: float = 0.0,
+              mirror: bool = False) -> np.ndarray:
+    """Image-pixel landmarks (y down, z in the same pixel scale): the hand ``size`` px long,
+    its palm centre at ``centre``, turned ``angle_deg`` in the image plane, mirrored in x."""
+    p = np.asarray(lm, np.float64) * size
+    p[:, :2] -= p[[0, 5, 9, 13, 17], :2].mean(axis=0)
+    a = np.radians(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    p[:, :2] = p[:, :2] @ rot.T
+    if mirror:
+        p[:, 0] *= -1
+    p[:, :2] += centre
+    return p.astype(np.float32)

@@ -19,6 +19,7 @@ except ImportError:  # repo not installed: use the checkout (core in ./, plugin 
     sys.path[:0] = [str(_ROOT), str(_ROOT / "plugins")]
     import handsdk_gestures
 
+from conftest import to_pixels  # noqa: E402
 from handsdk_gestures import CANNED_GESTURES, GestureLibrary, GestureRecognizer, feature_vector
 from handsdk_gestures import evaluate as gesture_eval
 
@@ -117,19 +118,6 @@ def canonical(name: str, handedness: str = "right") -> np.ndarray:
     return lm
 
 
-def to_pixels(lm: np.ndarray, size: float = 200.0, centre=(320.0, 240.0), angle_deg: float = 0.0,
-              mirror: bool = False) -> np.ndarray:
-    """Image-pixel landmarks (y down, z in the same pixel scale): the hand ``size`` px long,
-    its palm centre at ``centre``, turned ``angle_deg`` in the image plane, mirrored in x."""
-    p = np.asarray(lm, np.float64) * size
-    p[:, :2] -= p[[0, 5, 9, 13, 17], :2].mean(axis=0)
-    a = np.radians(angle_deg)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    p[:, :2] = p[:, :2] @ rot.T
-    if mirror:
-        p[:, 0] *= -1
-    p[:, :2] += centre
-    return p.astype(np.float32)
 
 
 def make_hand(landmarks: np.ndarray, track_id: int = -1) -> Hand:

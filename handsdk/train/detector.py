@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import Canvas, hand_frame, photometric, rect_matrices, to_crop_coords
-from .loop import Trainer, build_pool, parse_with_config, plot_curves
+from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
 from .nets import DetectorNet
 
 STRIDE = 8
@@ -175,25 +175,10 @@ def validate(model, canvas, lm, idx, size):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pack", type=Path)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/detector")
-    ap.add_argument("--minutes", type=float, default=20.0)
-    ap.add_argument("--input-size", type=int, default=192)
-    ap.add_argument("--batch", type=int, default=0, help="0: 128 on a GPU, 32 on a CPU")
-    ap.add_argument("--lr", type=float, default=0.0)
-    ap.add_argument("--synthetic", type=int, default=1500)
-    ap.add_argument("--val-every", type=float, default=60.0)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
-    ap.add_argument("--seed", type=int, default=1)
+    add_common_arguments(ap, minutes=20.0, input_size=192, batch_help="0: 128 on a GPU, 32 on a CPU", seed=1)
     args = parse_with_config(ap, argv)
-
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = True
-    torch.manual_seed(args.seed)
-    batch = args.batch or (128 if dev.type == "cuda" else 32)
-    lr = args.lr or (3e-3 if dev.type == "cuda" else 1.5e-3)
-    pool = build_pool(args.pack, args.synthetic, args.seed)
+    dev, batch, lr, pool = setup(args, gpu_batch=128, cpu_batch=32)
     canvas = Canvas(pool.images, dev)
     lm = torch.from_numpy(pool.landmarks).to(dev)
     size = args.input_size
@@ -208,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     train_idx = np.where(~pool.valid)[0]
     val = np.where(pool.valid & ~pool.synthetic)[0]
     val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)
-    print(f"pool: {len(pool.images)} images, {len(train_idx)} train, {len(val_idx)} val on {dev}")
     tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
     last_val = tr.elapsed

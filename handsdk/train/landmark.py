@@ -24,7 +24,7 @@ from .augment import (
     rect_matrices,
     to_crop_coords,
 )
-from .loop import Trainer, build_pool, parse_with_config, plot_curves
+from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
 from .nets import LandmarkNet
 
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
@@ -132,28 +132,11 @@ def validate(model: LandmarkNet, canvas: Canvas, lm: torch.Tensor, right: torch.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pack", type=Path, help="training pack from handsdk.train.pack")
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/landmark")
-    ap.add_argument("--minutes", type=float, default=30.0, help="time budget")
-    ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--batch", type=int, default=0, help="0: 256 on a GPU, 48 on a CPU")
-    ap.add_argument("--lr", type=float, default=0.0)
-    ap.add_argument("--synthetic", type=int, default=1500, help="synthetic renders in the pool")
+    add_common_arguments(ap, minutes=30.0, input_size=224, batch_help="0: 256 on a GPU, 48 on a CPU", seed=0)
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
-    ap.add_argument("--val-every", type=float, default=60.0, help="seconds between validations")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
-    ap.add_argument("--seed", type=int, default=0)
     args = parse_with_config(ap, argv)
-
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = True
-    torch.manual_seed(args.seed)
-    batch = args.batch or (256 if dev.type == "cuda" else 48)
-    lr = args.lr or (3e-3 if dev.type == "cuda" else 1.5e-3)
-    pool = build_pool(args.pack, args.synthetic, args.seed)
-    print(f"pool: {len(pool.images)} images ({int(pool.synthetic.sum())} synthetic, "
-          f"{int(pool.valid.sum())} held out) on {dev}", flush=True)
+    dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
     lm = torch.from_numpy(pool.landmarks).to(dev)
     right = torch.from_numpy(pool.right).to(dev)

@@ -134,6 +134,33 @@ class Trainer:
         return improved
 
 
+def add_common_arguments(ap, *, minutes: float, input_size: int, batch_help: str, seed: int) -> None:
+    """The options both trainers take."""
+    ap.add_argument("--pack", type=Path, help="training pack from handsdk.train.pack")
+    ap.add_argument("--minutes", type=float, default=minutes, help="time budget")
+    ap.add_argument("--input-size", type=int, default=input_size)
+    ap.add_argument("--batch", type=int, default=0, help=batch_help)
+    ap.add_argument("--lr", type=float, default=0.0, help="0: 3e-3 on a GPU, 1.5e-3 on a CPU")
+    ap.add_argument("--synthetic", type=int, default=1500, help="synthetic renders in the pool")
+    ap.add_argument("--val-every", type=float, default=60.0, help="seconds between validations")
+    ap.add_argument("--resume", action="store_true", help="continue from WORKDIR/last.pt")
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    ap.add_argument("--seed", type=int, default=seed)
+
+
+def setup(args, gpu_batch: int, cpu_batch: int) -> tuple[torch.device, int, float, Pool]:
+    """Device (a GPU when there is one), batch size, learning rate and the data pool."""
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    batch = args.batch or (gpu_batch if dev.type == "cuda" else cpu_batch)
+    lr = args.lr or (3e-3 if dev.type == "cuda" else 1.5e-3)
+    pool = build_pool(args.pack, args.synthetic, args.seed)
+    print(f"pool: {len(pool.images)} images ({int(pool.synthetic.sum())} synthetic, "
+          f"{int(pool.valid.sum())} held out) on {dev}", flush=True)
+    return dev, batch, lr, pool
+
+
 def parse_with_config(ap, argv: list[str] | None):
     """Parse ``argv``; ``--config FILE.toml`` supplies defaults (keys = option names with
     underscores), which explicit command-line options override."""
