@@ -26,96 +26,15 @@ from handsdk_gestures import evaluate as gesture_eval
 from handsdk import plugins
 from handsdk.config import build_component
 from handsdk.errors import ConfigError
+from handsdk.synthetic import HandPose, hand_landmarks_3d
 from handsdk.types import FrameResult, Hand, Handedness, RotatedRect
 
 GESTURES = [g for g in CANNED_GESTURES if g != "None"]
 DIRECTIONAL = {"Thumb_Up", "Thumb_Down", "Pointing_Up"}  # meaning depends on image "up"
 
-# Fallback when handsdk.synthetic is missing or broken: the canonical right hands of those
-# gestures (x right, y down, z away from the camera, wrist at 0, hand length 1), frozen.
-_FROZEN = {
-    "Closed_Fist": [
-        0, 0, 0, 0.11, -0.13, 0, 0.11, -0.316, -0.107, 0.024, -0.402, -0.226, -0.082, -0.41,
-        -0.317, 0.105, -0.478, 0, 0.106, -0.485, -0.215, 0.092, -0.358, -0.192, 0.089,
-        -0.327, -0.097, 0, -0.5, 0, 0, -0.508, -0.24, 0, -0.361, -0.214, 0, -0.327, -0.109,
-        -0.097, -0.48, 0.01, -0.098, -0.488, -0.215, -0.085, -0.346, -0.19, -0.082, -0.313,
-        -0.09, -0.185, -0.43, 0.022, -0.186, -0.436, -0.15, -0.166, -0.334, -0.132, -0.161,
-        -0.306, -0.041
-    ],
-    "Open_Palm": [
-        0, 0, 0, 0.11, -0.13, 0, 0.292, -0.235, -0.045, 0.43, -0.326, -0.087, 0.537, -0.406,
-        -0.126, 0.105, -0.478, 0, 0.168, -0.683, -0.015, 0.205, -0.806, -0.033, 0.234, -0.9,
-        -0.05, 0, -0.5, 0, 0.046, -0.735, -0.017, 0.074, -0.881, -0.038, 0.095, -0.987,
-        -0.057, -0.097, -0.48, 0.01, -0.159, -0.696, -0.006, -0.198, -0.834, -0.026, -0.227,
-        -0.933, -0.044, -0.185, -0.43, 0.022, -0.249, -0.589, 0.01, -0.288, -0.685, -0.005,
-        -0.323, -0.772, -0.021
-    ],
-    "Pointing_Up": [
-        0, 0, 0, 0.11, -0.13, 0, 0.11, -0.316, -0.107, 0.024, -0.402, -0.226, -0.082, -0.41,
-        -0.317, 0.105, -0.478, 0, 0.127, -0.691, -0.015, 0.141, -0.819, -0.033, 0.151,
-        -0.917, -0.05, 0, -0.5, 0, 0, -0.508, -0.24, 0, -0.361, -0.214, 0, -0.327, -0.109,
-        -0.097, -0.48, 0.01, -0.098, -0.488, -0.215, -0.085, -0.346, -0.19, -0.082, -0.313,
-        -0.09, -0.185, -0.43, 0.022, -0.186, -0.436, -0.15, -0.166, -0.334, -0.132, -0.161,
-        -0.306, -0.041
-    ],
-    "Thumb_Down": [
-        0, 0, 0, 0.093, 0.084, -0.116, 0.123, 0.268, -0.223, 0.146, 0.413, -0.308, 0.166,
-        0.533, -0.378, 0.316, 0.015, -0.373, 0.157, 0.003, -0.518, 0.091, 0.015, -0.406,
-        0.144, 0.022, -0.322, 0.322, -0.092, -0.372, 0.144, -0.106, -0.533, 0.069, -0.077,
-        -0.406, 0.127, -0.066, -0.313, 0.308, -0.183, -0.333, 0.142, -0.197, -0.484, 0.071,
-        -0.157, -0.365, 0.126, -0.143, -0.277, 0.278, -0.26, -0.273, 0.151, -0.271, -0.389,
-        0.101, -0.232, -0.305, 0.152, -0.216, -0.226
-    ],
-    "Thumb_Up": [
-        0, 0, 0, -0.093, -0.084, -0.116, -0.123, -0.268, -0.223, -0.146, -0.413, -0.308,
-        -0.166, -0.533, -0.378, -0.316, -0.015, -0.373, -0.157, -0.003, -0.518, -0.091,
-        -0.015, -0.406, -0.144, -0.022, -0.322, -0.322, 0.092, -0.372, -0.144, 0.106,
-        -0.533, -0.069, 0.077, -0.406, -0.127, 0.066, -0.313, -0.308, 0.183, -0.333, -0.142,
-        0.197, -0.484, -0.071, 0.157, -0.365, -0.126, 0.143, -0.277, -0.278, 0.26, -0.273,
-        -0.151, 0.271, -0.389, -0.101, 0.232, -0.305, -0.152, 0.216, -0.226
-    ],
-    "Victory": [
-        0, 0, 0, 0.11, -0.13, 0, 0.11, -0.316, -0.107, 0.024, -0.402, -0.226, -0.082, -0.41,
-        -0.317, 0.105, -0.478, 0, 0.171, -0.682, -0.015, 0.211, -0.804, -0.033, 0.241,
-        -0.898, -0.05, 0, -0.5, 0, 0.05, -0.734, -0.017, 0.081, -0.879, -0.038, 0.103,
-        -0.985, -0.057, -0.097, -0.48, 0.01, -0.099, -0.488, -0.215, -0.058, -0.351, -0.19,
-        -0.048, -0.32, -0.09, -0.185, -0.43, 0.022, -0.187, -0.436, -0.15, -0.147, -0.34,
-        -0.132, -0.135, -0.313, -0.041
-    ],
-    "ILoveYou": [
-        0, 0, 0, 0.11, -0.13, 0, 0.31, -0.195, -0.045, 0.463, -0.255, -0.087, 0.585, -0.311,
-        -0.126, 0.105, -0.478, 0, 0.164, -0.684, -0.015, 0.2, -0.808, -0.033, 0.227, -0.903,
-        -0.05, 0, -0.5, 0, 0.001, -0.508, -0.24, -0.024, -0.363, -0.214, -0.03, -0.329,
-        -0.109, -0.097, -0.48, 0.01, -0.099, -0.488, -0.215, -0.062, -0.35, -0.19, -0.054,
-        -0.318, -0.09, -0.185, -0.43, 0.022, -0.246, -0.59, 0.01, -0.284, -0.687, -0.005,
-        -0.317, -0.775, -0.021
-    ],
-}
-
-
-def _synthetic():
-    try:
-        from handsdk.synthetic import HandPose, hand_landmarks_3d
-
-        lm = hand_landmarks_3d(HandPose.gesture("Victory"))
-        assert np.asarray(lm).shape == (21, 3)
-        return HandPose, hand_landmarks_3d
-    except Exception:  # absent or being rewritten: the frozen hands still test the rules
-        return None
-
-
-SYNTH = _synthetic()
-
-
 def canonical(name: str, handedness: str = "right") -> np.ndarray:
     """A canned gesture's 21 landmarks in hand-length units (wrist at the origin)."""
-    if SYNTH is not None:
-        pose_cls, landmarks_3d = SYNTH
-        return np.asarray(landmarks_3d(pose_cls.gesture(name, handedness=handedness)), np.float64)
-    lm = np.asarray(_FROZEN[name], np.float64).reshape(21, 3)
-    if handedness == "left":
-        lm[:, 0] *= -1
-    return lm
+    return np.asarray(hand_landmarks_3d(HandPose.gesture(name, handedness=handedness)), np.float64)
 
 
 
@@ -185,11 +104,10 @@ def test_direction_matters_only_for_the_directional_gestures(rec):
     assert rec.recognize(to_pixels(canonical("Thumb_Up"), angle_deg=90)).name == "Closed_Fist"
 
 
-@pytest.mark.skipif(SYNTH is None, reason="handsdk.synthetic is not available")
 @pytest.mark.parametrize("name", GESTURES)
 def test_robust_to_3d_viewpoint(rec, name):
     """Turning the hand in depth (yaw / pitch, or showing its back) keeps the label."""
-    pose_cls, landmarks_3d = SYNTH
+    pose_cls, landmarks_3d = HandPose, hand_landmarks_3d
     base = pose_cls.gesture(name)
     d = np.pi / 180
     views = [(-30, -30), (-30, 30), (30, -30), (30, 30), (0, 0)]
