@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError
-from .geometry import crop_points_to_image, rect_from_landmarks, warp_crop
+from .geometry import rect_from_landmarks
 
 THRESHOLDS = np.linspace(0, 0.2, 41)
 
@@ -194,11 +194,3 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
             vals.append("—" if v is None else (str(v) if isinstance(v, int) else f"{v:.4f}"))
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
-
-
-def crop_points(tracker, bgr: np.ndarray, rect) -> np.ndarray:
-    """Landmarks of our model on an explicit crop (used by tests)."""
-    size = tracker.landmark_spec.input_size
-    crop = cv2.cvtColor(warp_crop(bgr, rect, size), cv2.COLOR_BGR2RGB)
-    lms = tracker._landmark(crop[None].astype(np.float32) / 255.0)[0]
-    return crop_points_to_image(lms[0], rect)
