@@ -141,7 +141,7 @@ def test_shipped_vocabulary_loads_and_round_trips(tmp_path, name, labels):
 
 def test_notes_say_how_j_and_z_are_handled():
     notes = SignModel.load(vocabulary_dir() / "asl_letters.json").notes
-    assert "motion" in notes["J_and_Z"] and "static" in notes["J_and_Z"]
+    assert "static" in notes["J_and_Z"] and "trajectory" in notes["J_and_Z"]
 
 
 @pytest.mark.parametrize("name", ["asl_v", "asl_l", "asl_y", "asl_b"])
@@ -183,6 +183,7 @@ def test_synthetic_handshapes(asl, digits):
     ({"smoothing": 1.5}, "smoothing"),
     ({"min_frames": 0}, "min_frames"),
     ({"key": ""}, "key"),
+    ({"motion": "yes"}, "motion"),
 ])
 def test_bad_options_are_config_errors(options, match):
     with pytest.raises(ConfigError, match=match):
@@ -262,6 +263,21 @@ def test_speller_commits_held_signs_once():
     assert sp.text == "" and sp.progress == 0.0
 
 
+def test_speller_lets_a_motion_letter_replace_the_handshape_it_started_from():
+    sp = Speller(hold_frames=3, min_score=0.5, merge_frames=10)
+    for name in ["I"] * 5 + ["J"] * 4:  # I committed, then the J stroke fired from it
+        sp.update(name)
+    assert sp.text == "J"
+    sp.reset()
+    for name in ["I"] * 14 + ["J"] * 4:  # I held long before the stroke: a letter of its own
+        sp.update(name)
+    assert sp.text == "IJ"
+    sp.reset()
+    for name in ["I"] * 4 + ["Y"] + ["J"] * 3:  # something else showed in between
+        sp.update(name)
+    assert sp.text == "IJ"
+
+
 # -- the synthetic fingerspelling clip and the demo ----------------------------------------------
 def test_fingerspelling_clip():
     from handsdk.synthetic_signs import LETTERS, fingerspelling_clip, letter_pose
@@ -273,9 +289,84 @@ def test_fingerspelling_clip():
     assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, again, strict=True))
     # held letters: the first frames show V's exact pose (up to the sway), the last ones I's
     assert SignClassifier("asl_letters").predict(frames[-1].landmarks[0]).name == "I"
-    assert "J" not in LETTERS and "Z" not in LETTERS
+    assert "J" in LETTERS and "Z" in LETTERS  # drawn with motion
     with pytest.raises(KeyError):
-        letter_pose("J")
+        letter_pose("Q")
+
+
+# -- J and Z from motion -------------------------------------------------------------------------
+def _motion_labels(word: str, handedness: str, **kw) -> str:
+    """One character per frame: the letter MotionLetters reports on the clip's exact landmarks."""
+    from handsdk_signs.motion import MotionLetters
+
+    from handsdk.synthetic_signs import fingerspelling_clip
+
+    m = MotionLetters(**kw)
+    out = []
+    for f in fingerspelling_clip(word, fps=20, size=(320, 240), seed=3, handedness=handedness):
+        label = m.update(7, f.landmarks[0], f.timestamp_ms)
+        out.append(label.name if label else ".")
+    return "".join(out)
+
+
+def _runs(labels: str) -> str:
+    """"..JJJ..ZZ." -> "JZ": the letters in order, each run once."""
+    return "".join(c for i, c in enumerate(labels) if c != "." and (i == 0 or labels[i - 1] != c))
+
+
+@pytest.mark.parametrize("handedness", ["right", "left"])
+def test_motion_letters_read_j_and_z_from_the_stroke(handedness):
+    per_frame = _motion_labels("IJDZ", handedness)
+    assert _runs(per_frame) == "JZ"
+    n = len(per_frame) // 4  # frames per letter: J fires during its own letter, Z during its own
+    assert set(per_frame[n:2 * n]) == {".", "J"} and set(per_frame[3 * n:]) == {".", "Z"}
+    assert _runs(_motion_labels("IJDZ", handedness, letters="J")) == "J"
+
+
+def test_motion_letters_stay_quiet_on_static_letters():
+    from handsdk.synthetic_signs import LETTERS
+
+    static = "".join(c for c in LETTERS if c not in "JZ")
+    assert _runs(_motion_labels(static, "right")) == ""
+
+
+def test_stroke_scores_on_drawn_paths():
+    from handsdk_signs.motion import j_score, simplify, z_score
+
+    def line(*corners, n=8):
+        pts = [np.linspace(a, b, n, endpoint=False) for a, b in zip(corners, corners[1:], strict=False)]
+        return np.concatenate(pts + [np.asarray(corners[-1:], float)])
+
+    z = line((0, 0), (1.5, 0), (0, 1.2), (1.5, 1.2))
+    assert z_score(z, 0.6) > 0.5 and z_score(z * [-1, 1], 0.6) > 0.5  # drawn either way across
+    assert z_score(z * [1, -1], 0.6) == 0.0  # upside down: not a Z
+    assert z_score(line((0, 0), (1.5, 0), (0, 0), (1.5, 0)), 0.6) == 0.0  # no drop
+    j = line((0, 0), (0.1, 1.2), (1.0, 1.1))
+    assert j_score(j, 0.6) > 0.5 and j_score(j * [-1, 1], 0.6) > 0.5
+    assert j_score(line((0, 0), (0.1, 1.2)), 0.6) == 0.0  # a drop alone
+    assert j_score(line((0, 0), (0.1, 0.3), (1.0, 0.3)), 0.6) == 0.0  # too short a drop
+    # the corner finder keeps a stroke that doubles back on itself
+    assert len(simplify(line((0, 0), (0, -1), (0, 1)), 0.1)) == 3
+    rng = np.random.default_rng(0)  # a hand held still, with tracking noise
+    noise = rng.normal(0, 0.05, (40, 2))
+    assert z_score(noise, 0.6) == 0.0 and j_score(noise, 0.6) == 0.0
+
+
+@pytest.mark.parametrize("handedness", ["right", "left"])
+def test_tracker_reads_j_and_z_drawn_in_video(bundled_models, handedness):
+    from handsdk.synthetic_signs import fingerspelling_clip
+
+    labels = {}
+    for motion in (True, False):
+        tracker = Tracker({"consumers": [{"name": "sign_classifier", "motion": motion}]})
+        out = []
+        for f in fingerspelling_clip("IJDZ", fps=20, size=(320, 240), seed=4, handedness=handedness):
+            res = tracker.process(f.image, timestamp_ms=f.timestamp_ms)
+            out.append(res.hands[0].labels["sign"].name if res.hands else "_")
+        labels[motion] = "".join(out)
+    n = len(labels[True]) // 4
+    assert "J" in labels[True][n:2 * n] and "Z" in labels[True][3 * n:]
+    assert "Z" not in labels[False]  # the static model alone does not see the stroke
 
 
 def test_sign_demo_spells_the_synthetic_clip(tmp_path, capsys):

@@ -36,15 +36,15 @@ Your own vocabulary, from photos ``PATH/<label>/*.jpg``::
 Accuracy (held-out photos, end to end: a photo where no hand is found counts as wrong):
 ``python -m handsdk_signs.evaluate --vocabulary asl_letters`` (see :mod:`handsdk_signs.evaluate`).
 
-**J and Z** are signed with motion (J: the pinky draws a J; Z: the index draws a Z). This
-classifier sees one frame at a time and was trained on still photos, so it recognises J and Z
-from the static pose the ``asl_letters`` photos show, not from a trajectory: J is the I
-handshape turned so the pinky points down or sideways (the end of its stroke), Z the pointing
-index held sideways or diagonally (a point on its stroke); the orientation features tell them
-from I and D/G/X. So holding that pose still reads as J or Z, and a J or Z drawn in the air is
-read frame by frame (I or D/G before the hand has turned). Held-out photos: J 7/8, Z 4/4, and
-I, H, V are sometimes taken for J. Recognising the motion would need a trajectory model on top
-of the per-frame labels.
+**J and Z** are signed with motion (J: the pinky draws a J; Z: the index draws a Z). In video
+(``Tracker.process``) :mod:`handsdk_signs.motion` reads the stroke itself from each track's
+fingertip trajectory — the I handshape dropping then hooking sideways is J, the pointing index
+drawing across / down-and-back / across is Z, drawn either way across — and reports the letter
+for a moment after the stroke (option ``motion``, on by default). Still images have no
+trajectory: there the model reads J and Z from the static pose the ``asl_letters`` photos show (J:
+the I handshape turned so the pinky points down or sideways; Z: the pointing index held sideways
+or diagonally), so a held pose of that kind reads as J or Z too. Held-out photos: J 7/8, Z 4/4,
+and I, H, V are sometimes taken for J.
 
 Fingerspelling text from a video: :class:`Speller` (a sign is committed when held steadily for
 N frames); ``handsdk sign-demo`` (:mod:`handsdk_signs.demo`, also ``examples/sign_demo.py``)

@@ -14,6 +14,7 @@ from handsdk.types import FrameResult, Hand, Label
 
 from .features import sign_features
 from .model import SignModel
+from .motion import MotionLetters
 
 _WHERE = "sign_classifier"
 #: Vocabularies shipped in ``models/signs/``.
@@ -87,6 +88,9 @@ class SignClassifier:
         consecutive frames, or at once when it leads by ``switch_margin`` (0.25).
     ``key`` ("sign")
         the ``hand.labels`` key written.
+    ``motion`` (true)
+        video: recognise J and Z from the fingertip's trajectory (:mod:`handsdk_signs.motion`)
+        when the vocabulary has them; the letter is reported for ``hold_ms`` after its stroke.
 
     Still images (:meth:`classify`, used by ``Tracker.detect``) are labelled from the single
     frame. Hands without a track id (-1) are labelled frame by frame.
@@ -95,7 +99,8 @@ class SignClassifier:
     kind = "classifier"
 
     def __init__(self, vocabulary: str | Path | SignModel = "asl_letters", smoothing: float = 0.5,
-                 min_frames: int = 2, switch_margin: float = 0.25, key: str = "sign"):
+                 min_frames: int = 2, switch_margin: float = 0.25, key: str = "sign",
+                 motion: bool = True):
         self.model = load_vocabulary(vocabulary)
         self.smoothing = _number("smoothing", smoothing, 0.0, 1.0, lo_open=True)
         if isinstance(min_frames, bool) or not isinstance(min_frames, int) or min_frames < 1:
@@ -105,6 +110,10 @@ class SignClassifier:
         if not isinstance(key, str) or not key:
             raise ConfigError(f"{_WHERE}: option 'key' must be a non-empty string, got {key!r}")
         self.key = key
+        if not isinstance(motion, bool):
+            raise ConfigError(f"{_WHERE}: option 'motion' must be true or false, got {motion!r}")
+        moving = "".join(c for c in "JZ" if c in self.model.labels)
+        self.motion = MotionLetters(moving) if motion and moving else None
         self._tracks: dict[int, _Track] = {}
 
     @property
@@ -146,9 +155,14 @@ class SignClassifier:
                 hand.labels[self.key] = Label(self.model.labels[k], float(p[k]))
                 continue
             seen.add(hand.track_id)
-            hand.labels[self.key] = self._update(hand.track_id, p)
+            label = self._update(hand.track_id, p)
+            if self.motion is not None:
+                label = self.motion.update(hand.track_id, hand.landmarks, result.timestamp_ms) or label
+            hand.labels[self.key] = label
         for tid in [t for t in self._tracks if t not in seen]:  # the track ended
             del self._tracks[tid]
+            if self.motion is not None:
+                self.motion.forget(tid)
 
     def _update(self, track_id: int, p: np.ndarray) -> Label:
         st = self._tracks.get(track_id)
@@ -170,6 +184,8 @@ class SignClassifier:
     def reset(self) -> None:
         """Forget every track's state (a new video)."""
         self._tracks.clear()
+        if self.motion is not None:
+            self.motion.reset()
 
     def close(self) -> None:
         self.reset()

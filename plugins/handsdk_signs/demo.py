@@ -13,11 +13,11 @@ the text spelled so far: a letter is committed when it is held steadily for ``--
 (:class:`handsdk_signs.Speller`). The annotated video goes to ``--out`` (mp4).
 
 The default source needs no data and no camera: handsdk.synthetic_signs renders a hand that
-spells ``--word`` with the ASL letters it can pose (A B C D E I L O V W Y). Those poses are rough
-approximations and the model was trained on a few hundred real photos, so on the rendered hand
-only D I L V W Y read reliably, with lower confidence than on real hands: hence the low default
-``--min-score`` (a letter still has to be held for ``--hold`` frames). J and Z need motion and
-are recognised only from a static pose (see handsdk_signs), so they are not in the synthetic set.
+spells ``--word`` with the ASL letters it can pose (A B C D E I J L O V W Y Z; J and Z are drawn
+with their motion, which the classifier reads from the fingertip's trajectory). Those poses are
+rough approximations and the model was trained on a few hundred real photos, so on the rendered
+hand only D I J L V W Y Z read reliably, with lower confidence than on real hands: hence the low
+default ``--min-score`` (a letter still has to be held for ``--hold`` frames).
 """
 
 from __future__ import annotations

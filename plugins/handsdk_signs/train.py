@@ -54,12 +54,12 @@ BUILTIN_SETTINGS: dict[str, dict[str, Any]] = {
                     "~500 source photos (train, x3 augmented copies) + 144 held out, split by "
                     "source photo",
             "J_and_Z": "J and Z are signed with motion (J: the pinky draws a J; Z: the index "
-                       "draws a Z). The dataset's photos are still images, so J and Z are "
-                       "recognised from the static pose they show, not from a trajectory: J = "
-                       "the I handshape turned so the pinky points down or sideways (the end of "
-                       "its stroke), Z = the pointing index held sideways or diagonally (a point "
-                       "on its stroke). Orientation features separate them from I and D/G/X. "
-                       "Holding that pose still reads as J/Z; no motion is needed or checked.",
+                       "draws a Z). This model sees still images, so it reads J and Z from the "
+                       "static pose the photos show: J = the I handshape turned so the pinky "
+                       "points down or sideways (the end of its stroke), Z = the pointing index "
+                       "held sideways or diagonally (a point on its stroke). In video the "
+                       "sign_classifier also recognises the motion itself from the fingertip's "
+                       "trajectory (handsdk_signs.motion, option motion = true).",
             "orientation": "uses orientation features: H/U, K/P, G/Q differ mainly in how the "
                            "hand is held",
         },
