@@ -3,7 +3,10 @@ per-frame reference landmarks, for handsdk and (when ``../shared/teacher`` is th
 MediaPipe's own TFLite models in the same run.
 
 Metrics: detection rate, PCK@0.1 and PCK@0.2 (error / max side of the reference keypoints'
-box), EPE in pixels, AUC of the PCK curve over [0, 0.2], all per joint too.
+box), EPE in pixels, AUC of the PCK curve over [0, 0.2], all per joint too. Where the model
+reports a confidence per landmark, how well it ranks its own errors: ``conf_auroc`` (the chance
+that a landmark within PCK@0.1 has a higher confidence than one outside it; 0.5 = no better
+than chance) and the mean confidence of correct and of wrong landmarks.
 
 Reference formats: a JSONL with ``path`` and ``landmarks`` per line (what
 ``handsdk.train.pseudolabel`` writes), a COCO keypoints JSON (21 keypoints per annotation),
@@ -13,6 +16,7 @@ or a folder of images each with a ``<stem>.json`` holding ``{"landmarks": [[x, y
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,34 +38,74 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _landmarks(value: Any, where: str) -> np.ndarray:
+    try:
+        lm = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        lm = np.zeros(0, np.float32)
+    if lm.ndim != 2 or lm.shape[0] != 21 or lm.shape[1] < 2 or not np.isfinite(lm[:, :2]).all():
+        raise ConfigError(f"{where}: 'landmarks' must be 21 finite [x, y(, z)] points in image "
+                          f"pixels, got shape {getattr(lm, 'shape', None)}")
+    return lm
+
+
 def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
-    """Samples from a JSONL, a COCO keypoints JSON, or a folder of images with sidecar JSONs."""
+    """Samples from a JSONL, a COCO keypoints JSON, or a folder of images with sidecar JSONs.
+
+    Relative image paths are taken relative to the reference file's folder (or ``base``)."""
+    ref = Path(ref)
+    root = Path(base) if base is not None else (ref if ref.is_dir() else ref.parent)
     if ref.is_dir():
         out = []
         for img in sorted(ref.iterdir()):
             side = img.with_suffix(".json")
             if img.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"} and side.exists():
-                out.append(Sample(img, np.asarray(json.loads(side.read_text())["landmarks"], np.float32)))
+                try:
+                    rec = json.loads(side.read_text())
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{side}: not valid JSON ({exc})") from None
+                out.append(Sample(img, _landmarks(rec.get("landmarks") if isinstance(rec, dict) else None,
+                                                  str(side))))
+        if not out:
+            raise ConfigError(f"reference folder {str(ref)!r} has no images with a <stem>.json "
+                              "sidecar holding {\"landmarks\": [[x, y], ...]}")
         return out
     if not ref.is_file():
         raise ConfigError(f"reference {str(ref)!r} does not exist")
     text = ref.read_text()
     if ref.suffix == ".jsonl":
         out = []
-        for line in text.splitlines():
-            if line.strip():
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{ref}:{n}"
+            try:
                 rec = json.loads(line)
-                out.append(Sample(Path(rec["path"]), np.asarray(rec["landmarks"], np.float32), rec))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not valid JSON ({exc})") from None
+            if not isinstance(rec, dict) or "path" not in rec or "landmarks" not in rec:
+                raise ConfigError(f"{where}: each line needs 'path' and 'landmarks'")
+            path = Path(rec["path"])
+            out.append(Sample(path if path.is_absolute() else root / path, _landmarks(rec["landmarks"], where), rec))
+        if not out:
+            raise ConfigError(f"{ref}: no records")
         return out
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{ref}: not valid JSON ({exc}); expected a .jsonl of {{path, landmarks}}, "
+                          "a COCO keypoints JSON, or a folder") from None
     if isinstance(data, dict) and "annotations" in data and "images" in data:  # COCO keypoints
         files = {im["id"]: im["file_name"] for im in data["images"]}
-        root = base or ref.parent
         out = []
         for ann in data["annotations"]:
-            kp = np.asarray(ann["keypoints"], np.float32).reshape(-1, 3)
-            if len(kp) != 21:
-                raise ConfigError(f"{ref}: annotation {ann.get('id')} has {len(kp)} keypoints, expected 21")
+            kp = np.asarray(ann.get("keypoints", []), np.float32)
+            if kp.size != 63:
+                raise ConfigError(f"{ref}: annotation {ann.get('id')} has {kp.size // 3} keypoints, expected 21")
+            kp = kp.reshape(21, 3)
+            if ann.get("image_id") not in files:
+                raise ConfigError(f"{ref}: annotation {ann.get('id')} refers to image_id "
+                                  f"{ann.get('image_id')!r}, which is not in 'images'")
             out.append(Sample(root / files[ann["image_id"]], kp[:, :2], {"visible": kp[:, 2]}))
         return out
     raise ConfigError(f"{ref}: expected a .jsonl of {{path, landmarks}}, a COCO keypoints JSON, or a folder")
@@ -79,10 +123,13 @@ class Scores:
     name: str
     errors: list[np.ndarray | None] = field(default_factory=list)  # (21,) px
     scales: list[float] = field(default_factory=list)
+    confidences: list[np.ndarray] = field(default_factory=list)  # (21,) where reported
 
-    def add(self, pred: np.ndarray | None, ref: np.ndarray) -> None:
+    def add(self, pred: np.ndarray | None, ref: np.ndarray, confidence: np.ndarray | None = None) -> None:
         self.scales.append(hand_scale(ref))
         self.errors.append(None if pred is None else np.linalg.norm(pred[:, :2] - ref[:, :2], axis=1))
+        if pred is not None and confidence is not None:
+            self.confidences.append((len(self.errors) - 1, np.asarray(confidence, np.float64).ravel()))
 
     def summary(self) -> dict[str, Any]:
         found = [i for i, e in enumerate(self.errors) if e is not None]
@@ -97,7 +144,30 @@ class Scores:
                     "epe_px": float(e.mean()), "epe_rel": float(r.mean()),
                     "auc": float(np.trapezoid(pck, THRESHOLDS) / THRESHOLDS[-1]),
                     "pck10_joint": [round(float(v), 4) for v in (r < 0.1).mean(0)]})
+        if self.confidences:
+            out.update(confidence_calibration(
+                np.concatenate([c for _, c in self.confidences]),
+                np.concatenate([self.errors[i] / self.scales[i] < 0.1 for i, _ in self.confidences])))
         return out
+
+
+def confidence_calibration(conf: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    """AUROC of the per-landmark confidence for telling correct landmarks from wrong ones, and
+    the mean confidence of each (empty dict when all are correct or all wrong)."""
+    correct = correct.astype(bool)
+    n_ok, n_bad = int(correct.sum()), int((~correct).sum())
+    if not n_ok or not n_bad:
+        return {}
+    ranks = np.empty(len(conf))
+    order = np.argsort(conf, kind="mergesort")
+    ranks[order] = np.arange(1, len(conf) + 1)
+    for v in np.unique(conf[order]):  # average ranks of ties
+        tie = conf == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    auroc = (ranks[correct].sum() - n_ok * (n_ok + 1) / 2) / (n_ok * n_bad)  # Mann-Whitney U
+    return {"conf_auroc": float(auroc), "conf_mean_correct": float(conf[correct].mean()),
+            "conf_mean_wrong": float(conf[~correct].mean())}
 
 
 def _best_match(cands: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:
@@ -109,15 +179,24 @@ def _best_match(cands: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:
     return cands[i] if d[i] < 0.5 * hand_scale(ref) else None
 
 
+def _add_hands(scores: Scores, hands: list, ref: np.ndarray) -> None:
+    """Score the tracker's hand that matches ``ref`` (landmarks and their confidences)."""
+    match = _best_match([h.landmarks for h in hands], ref)
+    hand = next((h for h in hands if h.landmarks is match), None)
+    scores.add(match, ref, None if hand is None else hand.confidence)
+
+
 class OurCropModel:
     """Our landmark model alone on the crop built from the reference landmarks."""
 
     def __init__(self, tracker):
         self.t = tracker
 
-    def __call__(self, bgr: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    def __call__(self, bgr: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(landmarks, per-landmark confidence)."""
         rect = rect_from_landmarks(ref, self.t.crop_scale)
-        return self.t._run_landmarks(bgr, [rect])[0]["landmarks"]
+        out = self.t._run_landmarks(bgr, [rect])[0]
+        return out["landmarks"], out["confidence"]
 
 
 class TeacherCropModel:
@@ -134,17 +213,26 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None) -> dict[str, d
     if teacher is not None:
         scores.update({k: Scores(k) for k in ("mediapipe_crop", "mediapipe_e2e")})
     ours_crop = OurCropModel(tracker)
+    unreadable = []
     for s in samples:
         img = cv2.imread(str(s.image_path))
         if img is None:
+            unreadable.append(s.image_path)
             continue
         ref = s.landmarks
-        scores["handsdk_crop"].add(ours_crop(img, ref), ref)
-        scores["handsdk_e2e"].add(_best_match([h.landmarks for h in tracker.detect(img)], ref), ref)
+        crop_lm, crop_conf = ours_crop(img, ref)
+        scores["handsdk_crop"].add(crop_lm, ref, crop_conf)
+        _add_hands(scores["handsdk_e2e"], tracker.detect(img), ref)
         if teacher is not None:
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
             scores["mediapipe_e2e"].add(_best_match([h.landmarks for h in teacher.track(img)], ref), ref)
-    return {k: v.summary() for k, v in scores.items()}
+    if unreadable:
+        if len(unreadable) == len(samples):
+            raise ConfigError(f"none of the {len(samples)} reference images could be read "
+                              f"(first: {str(unreadable[0])!r})")
+        print(f"warning: {len(unreadable)} of {len(samples)} images could not be read and are not "
+              f"scored (first: {unreadable[0]})", file=sys.stderr)
+    return {k: {**v.summary(), "unreadable": len(unreadable)} for k, v in scores.items()}
 
 
 def iter_video(path: Path) -> Iterator[np.ndarray]:
@@ -177,7 +265,7 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
             continue
         ref = ref.reshape(-1, 21, ref.shape[-1])[0] if ref.ndim == 3 else ref
         res = tracker.process(frame, timestamp_ms=i * 40.0)
-        scores["handsdk"].add(_best_match([h.landmarks for h in res.hands], ref), ref)
+        _add_hands(scores["handsdk"], res.hands, ref)
         if teacher is not None:
             prev = teacher.track(frame, max_hands=1, previous=prev)
             scores["mediapipe"].add(_best_match([h.landmarks for h in prev], ref), ref)
@@ -185,7 +273,7 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel"]
+    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "conf_auroc"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results.items():
         vals = []
