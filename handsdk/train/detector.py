@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)
     tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
-    last_val = tr.elapsed
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
@@ -205,11 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             heat, geom = tr.model.forward_raw(x)
         loss, parts = losses(heat.float(), geom.float(), heat_t, geom_t, mask)
         tr.update(loss)
-        if tr.step % 50 == 0:
-            tr.progress(f"loss {float(loss):.3f} " + " ".join(f"{k} {float(v):.3f}" for k, v in parts.items()))
-        now = time.time() - tr._t0
-        if now - last_val > args.val_every or tr.done():
-            last_val = now
+        tr.log_step(loss, parts)
+        if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, val_idx, size)
             better = tr.checkpoint({"loss": float(loss), **metrics}, "found")
             print(f"  val found {metrics['found']:.4f} angle err {metrics['angle_err_deg']:.1f}° "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     model = LandmarkNet(args.input_size)
     tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
-    last_val = tr.elapsed
     while not tr.done():
         n_syn = int(round(batch * args.synthetic_weight)) if len(train_syn) else 0
         if not len(train_real):  # no photos (a smoke test): synthetic only
@@ -162,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         raw = {k: v.float() for k, v in raw.items()}
         loss, parts = losses(tr.model, raw, t)
         tr.update(loss)
-        if tr.step % 50 == 0:
-            tr.progress(f"loss {float(loss):.3f} " + " ".join(f"{k} {float(v):.3f}" for k, v in parts.items()))
-        now = time.time() - tr._t0
-        if now - last_val > args.val_every or tr.done():
-            last_val = now
+        tr.log_step(loss, parts)
+        if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, right, val_t, args.input_size, pool.dataset[val_idx])
             better = tr.checkpoint({"loss": float(loss), **metrics}, "pck10")
             print(f"  val pck10 {metrics['pck10']:.4f} pck20 {metrics['pck20']:.4f} "

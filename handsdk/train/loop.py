@@ -85,6 +85,7 @@ class Trainer:
             self.budget_s = max(budget_s, self.elapsed + 1)
             print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained")
         self._t0 = time.time() - self.elapsed
+        self._last_val = self.elapsed
 
     @property
     def fraction(self) -> float:
@@ -115,6 +116,20 @@ class Trainer:
         f = self.fraction
         bar = "#" * int(30 * f) + "-" * (30 - int(30 * f))
         print(f"[{bar}] {100 * f:5.1f}% step {self.step} {text}", flush=True)
+
+    def log_step(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], every: int = 50) -> None:
+        """The progress line with the loss and its parts, every ``every`` steps."""
+        if self.step % every == 0:
+            self.progress(f"loss {float(loss.detach()):.3f} "
+                          + " ".join(f"{k} {float(v):.3f}" for k, v in parts.items()))
+
+    def validation_due(self, every_s: float) -> bool:
+        """True every ``every_s`` seconds of training, and once more when the budget is spent."""
+        now = time.time() - self._t0
+        if now - self._last_val > every_s or self.done():
+            self._last_val = now
+            return True
+        return False
 
     def checkpoint(self, metrics: dict, key: str) -> bool:
         """Log ``metrics``, save last.pt, and best.pt when ``metrics[key]`` improved."""
