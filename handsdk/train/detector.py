@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, val_idx, size)
-            better = tr.checkpoint({"loss": float(loss), **metrics}, "found")
+            better = tr.checkpoint({"loss": float(loss.detach()), **metrics}, "found")
             print(f"  val found {metrics['found']:.4f} angle err {metrics['angle_err_deg']:.1f}° "
                   f"{'(best)' if better else ''}", flush=True)
     plot_curves(tr.log_path, args.workdir / "curves.png", ["loss", "found", "angle_err_deg"])

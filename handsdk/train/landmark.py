@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, right, val_t, args.input_size, pool.dataset[val_idx])
-            better = tr.checkpoint({"loss": float(loss), **metrics}, "pck10")
+            better = tr.checkpoint({"loss": float(loss.detach()), **metrics}, "pck10")
             print(f"  val pck10 {metrics['pck10']:.4f} pck20 {metrics['pck20']:.4f} "
                   f"epe {metrics['epe_px']:.2f}px {'(best)' if better else ''} " +
                   " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pck10_")),
