@@ -44,3 +44,26 @@ def test_train_resume_and_export(tmp_path):
     # the bundled manifest is untouched
     assert not np.isnan(Tracker().detect(frame)[0].landmarks).any()
     shutil.rmtree(tmp_path)
+
+
+def test_background_replacement_keeps_the_hand_and_swaps_the_rest():
+    import torch
+
+    from handsdk.synthetic import render_sample
+    from handsdk.train.augment import hand_masks, replace_background
+
+    rng = np.random.default_rng(3)
+    _, hands, _ = render_sample(rng, size=224, n_hands=1)
+    xy = hands[0][None, :, :2] / 224.0  # crop-normalised
+    mask = hand_masks(xy, 224)[0]
+    px = np.clip(np.round(hands[0][:, :2]).astype(int), 0, 223)
+    assert (mask[px[:, 1], px[:, 0]] > 0.9).all()  # every landmark is on the hand
+    assert 0.03 < mask.mean() < 0.6  # a hand, not the whole crop
+
+    x = torch.full((2, 3, 224, 224), 0.5)
+    bank = torch.zeros(1, 3, 224, 224)
+    out = replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=1.0)
+    m = torch.from_numpy(mask)
+    assert torch.allclose(out[:, :, m > 0.99], x[:, :, m > 0.99], atol=0.01)  # the hand is kept
+    assert (out[:, :, m < 0.01] == 0).all()  # the rest is the background
+    assert torch.equal(replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=0.0), x)

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..types import HAND_CONNECTIONS
+
+PALM = (0, 1, 5, 9, 13, 17)
 
 
 class Canvas:
@@ -142,3 +147,55 @@ def random_angle_jitter(b: int, device, gen=None, sigma: float = 0.3, wide: floa
     w = torch.rand(b, device=device, generator=gen) < wide
     a[w] = (torch.rand(int(w.sum()), device=device, generator=gen) - 0.5) * (2 * math.pi / 3)
     return a
+
+
+def background_bank(size: int, n: int = 200, seed: int = 0, device=None) -> torch.Tensor:
+    """``n`` hand-free backgrounds (N, 3, size, size) in [0, 1] from the synthetic renderer's
+    texture generator (flat colours when it cannot be imported)."""
+    try:
+        from ..synthetic import random_background
+
+        rng = np.random.default_rng(seed)
+        bgs = np.stack([random_background(size, size, rng)[:, :, ::-1] for _ in range(n)])
+        return torch.from_numpy(bgs.copy()).to(device).permute(0, 3, 1, 2).float() / 255
+    except ImportError:
+        return torch.rand(n, 3, 1, 1, device=device).expand(n, 3, size, size).contiguous()
+
+
+def hand_masks(xy: np.ndarray, size: int) -> np.ndarray:
+    """Soft masks (B, size, size) in [0, 1] covering each hand: the palm polygon, a thick line
+    per bone and the start of the forearm, from crop-normalised landmarks (B, 21, 2). An approximation of the hand's
+    silhouette (no segmentation labels exist), slightly generous so fingers are not clipped."""
+    out = np.zeros((len(xy), size, size), np.float32)
+    for i, pts in enumerate(xy * size):
+        palm = float(np.linalg.norm(pts[9] - pts[0]))
+        width = max(2, int(round(0.32 * palm)))
+        m = np.zeros((size, size), np.uint8)
+        p = np.round(pts * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+        cv2.fillPoly(m, [cv2.convexHull(p[list(PALM)])], 255, cv2.LINE_AA, shift=4)
+        for a, b in HAND_CONNECTIONS:
+            cv2.line(m, tuple(p[a]), tuple(p[b]), 255, width, cv2.LINE_AA, shift=4)
+        for j in (4, 8, 12, 16, 20):  # round fingertips
+            cv2.circle(m, tuple(p[j]), width * 8, 255, -1, cv2.LINE_AA, shift=4)
+        elbow = np.round((pts[0] + 1.5 * (pts[0] - pts[9])) * 16).astype(np.int32)  # the forearm
+        cv2.line(m, tuple(p[0]), tuple(elbow), 255, int(2.2 * width), cv2.LINE_AA, shift=4)
+        k = max(3, (width // 2) * 2 + 1)
+        out[i] = cv2.GaussianBlur(m, (k, k), 0).astype(np.float32) / 255.0
+    return out
+
+
+def replace_background(x: torch.Tensor, xy: torch.Tensor, bank: torch.Tensor, p: float,
+                       gen: torch.Generator | None = None) -> torch.Tensor:
+    """Put a random background from ``bank`` behind the hand in a share ``p`` of the crops
+    (B, 3, H, W), keeping the hand under :func:`hand_masks`: the model cannot lean on the
+    few rooms and tables the photos were taken in."""
+    b, _, h, _ = x.shape
+    sel = torch.rand(b, device=x.device, generator=gen) < p
+    if not sel.any():
+        return x
+    idx = torch.nonzero(sel)[:, 0]
+    m = torch.from_numpy(hand_masks(xy[idx].detach().cpu().numpy(), h)).to(x.device)[:, None]
+    pick = torch.randint(0, bank.shape[0], (len(idx),), device=x.device, generator=gen)
+    x = x.clone()
+    x[idx] = m * x[idx] + (1 - m) * bank[pick]
+    return x

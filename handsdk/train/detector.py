@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import Canvas, hand_frame, photometric, rect_matrices, to_crop_coords
+from .augment import Canvas, background_bank, hand_frame, photometric, rect_matrices, to_crop_coords
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
 from .nets import DetectorNet
 
@@ -181,14 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     canvas = Canvas(pool.images, dev)
     lm = torch.from_numpy(pool.landmarks).to(dev)
     size = args.input_size
-    try:
-        from ..synthetic import random_background
-
-        rng_bg = np.random.default_rng(args.seed)
-        bgs = np.stack([random_background(size, size, rng_bg)[:, :, ::-1] for _ in range(200)])
-        bg = torch.from_numpy(bgs.copy()).to(dev).permute(0, 3, 1, 2).float() / 255
-    except ImportError:
-        bg = torch.rand(50, 3, 1, 1, device=dev).expand(50, 3, size, size).contiguous()
+    bg = background_bank(size, seed=args.seed, device=dev)
     train_idx = np.where(~pool.valid)[0]
     val = np.where(pool.valid & ~pool.synthetic)[0]
     val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)

@@ -1,8 +1,9 @@
 """Train the landmark model: ``python -m handsdk.train.landmark --pack PACK --minutes 40``.
 
 Crops are cut around the pseudo-labelled hands with the tracker's own crop geometry, jittered
-(rotation, scale, shift), flipped with handedness swapped, colour/blur/noise/occlusion
-augmented; 15 % of each batch are crops beside the hand that train the presence head.
+(rotation, scale, shift), given a random background behind the hand (``--background-share``),
+flipped with handedness swapped, colour/blur/noise/occlusion augmented; 15 % of each batch are
+crops beside the hand that train the presence head.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import torch.nn.functional as F
 
 from .augment import (
     Canvas,
+    background_bank,
     hand_frame,
     photometric,
     random_angle_jitter,
     rect_matrices,
+    replace_background,
     to_crop_coords,
 )
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
@@ -30,7 +33,8 @@ CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker us
 
 
 def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, idx: torch.Tensor,
-               size: int, train: bool, neg_fraction: float = 0.15, gen=None):
+               size: int, train: bool, neg_fraction: float = 0.15, gen=None,
+               backgrounds: torch.Tensor | None = None, background_share: float = 0.0):
     """Cut crops for ``idx`` → (input NHWC, targets dict)."""
     dev = canvas.device
     b = idx.shape[0]
@@ -54,6 +58,8 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
     z = lm[..., 2] / side[:, None]
     right = pool_right[idx].clone()
     if train:
+        if backgrounds is not None and background_share > 0:
+            x = replace_background(x, xy, backgrounds, background_share, gen)
         x = photometric(x, gen)
         flip = torch.rand(b, device=dev, generator=gen) < 0.5
         x[flip] = x[flip].flip(-1)
@@ -134,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/landmark")
     add_common_arguments(ap, minutes=30.0, input_size=224, batch_help="0: 256 on a GPU, 48 on a CPU", seed=0)
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
+    ap.add_argument("--background-share", type=float, default=0.3,
+                    help="share of the crops given a random background behind the hand")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
+    backgrounds = background_bank(args.input_size, seed=args.seed, device=dev)
     lm = torch.from_numpy(pool.landmarks).to(dev)
     right = torch.from_numpy(pool.right).to(dev)
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
@@ -152,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             n_syn = batch
         idx = np.concatenate([rng.choice(train_real, batch - n_syn) if batch > n_syn else [],
                               rng.choice(train_syn, n_syn) if n_syn else []]).astype(np.int64)
-        x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True)
+        x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True,
+                          backgrounds=backgrounds, background_share=args.background_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
