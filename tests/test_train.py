@@ -65,5 +65,5 @@ def test_background_replacement_keeps_the_hand_and_swaps_the_rest():
     out = replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=1.0)
     m = torch.from_numpy(mask)
     assert torch.allclose(out[:, :, m > 0.99], x[:, :, m > 0.99], atol=0.01)  # the hand is kept
-    assert (out[:, :, m < 0.01] == 0).all()  # the rest is the background
+    assert (out[:, :, m < 0.01] < 0.006).all()  # the rest is the background
     assert torch.equal(replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=0.0), x)
