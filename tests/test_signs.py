@@ -427,3 +427,11 @@ def test_end_to_end_accuracy_on_held_out_photos(bundled_models, vocabulary, data
     preds = sign_eval.predict_photos(photos, vocabulary)
     res = sign_eval.score([p.label for p in photos], preds, SignModel.load(vocabulary_dir() / f"{vocabulary}.json").labels)
     assert res["top1"] >= MIN_TOP1[vocabulary], res
+
+
+def test_motion_evaluation_scores_rendered_strokes(bundled_models):
+    from handsdk_signs.evaluate_motion import synthetic_trials
+
+    out = synthetic_trials(2, seed=1, fps=20)
+    assert out["clips"] == 2 and set(out["recall"]) == {"J", "Z"}
+    assert out["recall"] == {"J": 1.0, "Z": 1.0} and out["false_alarms"] == 0
