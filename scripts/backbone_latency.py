@@ -1,0 +1,55 @@
+"""Where the landmark model's time goes: the MobileNetV3-Small backbone alone vs the whole model.
+
+    python scripts/backbone_latency.py            # ONNX Runtime, 2 threads, batch 1
+
+Exports the backbone of ``handsdk/train/nets.py`` (random weights: speed does not depend on
+them) at several input sizes and times it beside the shipped ``models/landmark.onnx``. The
+numbers go into docs/benchmarks.md and docs/models.md (the ≤ 0.6 ms per crop target).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from handsdk.models import bundled_models_dir
+from handsdk.train.nets import MobileNetV3Small
+
+
+def median_ms(path: Path, shape: tuple[int, ...], threads: int = 2, n: int = 400) -> float:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    for _ in range(50):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def main() -> int:
+    print(f"onnxruntime {ort.__version__}, 2 threads, batch 1, median of 400")
+    print(f"  shipped landmark.onnx (224², backbone + SimCC head): "
+          f"{median_ms(bundled_models_dir() / 'landmark.onnx', (1, 224, 224, 3)):.3f} ms")
+    net = MobileNetV3Small().eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (224, 192, 160, 128):
+            path = Path(tmp) / f"backbone{size}.onnx"
+            torch.onnx.export(net, torch.rand(1, 3, size, size), str(path), dynamo=False, opset_version=17)
+            print(f"  MobileNetV3-Small backbone alone, {size}²: {median_ms(path, (1, 3, size, size)):.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
