@@ -40,7 +40,11 @@ Accuracy (held-out photos, end to end: a photo where no hand is found counts as 
 (``Tracker.process``) :mod:`handsdk_signs.motion` reads the stroke itself from each track's
 fingertip trajectory — the I handshape dropping then hooking sideways is J, the pointing index
 drawing across / down-and-back / across is Z, drawn either way across — and reports the letter
-for a moment after the stroke (option ``motion``, on by default). Still images have no
+for a moment after the stroke (option ``motion``, on by default). Measured by
+``python -m handsdk_signs.evaluate_motion`` on 40 rendered fingerspelling clips tracked from the
+pixels: J found 20/20, Z 20/20, no false alarm in 192 s of rendered signing, none on the real ASL
+clip (13 s, no J or Z in it). There is no labelled real footage of J or Z here, so real-world
+recall is not measured. Still images have no
 trajectory: there the model reads J and Z from the static pose the ``asl_letters`` photos show (J:
 the I handshape turned so the pinky points down or sideways; Z: the pointing index held sideways
 or diagonally), so a held pose of that kind reads as J or Z too. Held-out photos: J 7/8, Z 4/4,
