@@ -52,9 +52,9 @@ Accuracy on real photos: ``python -m handsdk_gestures.evaluate`` (see that modul
 
 from __future__ import annotations
 
+from handsdk.handshape import feature_vector, hand_shape, image_direction
 from handsdk.hookspecs import Register, hookimpl
 
-from .features import feature_vector, hand_shape, image_direction
 from .library import GestureLibrary
 from .recognizer import GestureRecognizer
 from .rules import CANNED_GESTURES, CANNED_RULES, HandFeatures, hand_features

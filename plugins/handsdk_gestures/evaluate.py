@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .features import image_direction
+from handsdk.handshape import image_direction
+
 from .recognizer import GestureRecognizer
 from .rules import CANNED_GESTURES
 

@@ -1,5 +1,5 @@
 """Custom gestures, few-shot: a handful of recorded hands per gesture, matched by nearest
-neighbour on :func:`~handsdk_gestures.features.feature_vector` (normalised, so position, size,
+neighbour on :func:`~handsdk.handshape.feature_vector` (normalised, so position, size,
 rotation and mirroring do not matter unless a gesture is recorded with ``orientation=True``).
 
 >>> lib = GestureLibrary()
@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from handsdk.errors import ConfigError, HandSDKError
-
-from .features import FEATURE_SIZE, FEATURE_VERSION, feature_vector
+from handsdk.handshape import FEATURE_SIZE, FEATURE_VERSION, feature_vector
 
 FORMAT = "handsdk-gestures"
 VERSION = 1

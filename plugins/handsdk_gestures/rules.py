@@ -1,4 +1,4 @@
-"""The canned gestures (MediaPipe's set) as fuzzy rules over :mod:`handsdk_gestures.features`.
+"""The canned gestures (MediaPipe's set) as fuzzy rules over :mod:`handsdk.handshape`.
 
 Each finger gets a degree of being *extended* and *curled* (from its total flexion); the thumb a
 degree of sticking out (straight, and its tip away from the knuckles and fingertips it lies on
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import HandShape, as_landmarks, hand_shape, image_direction
+from handsdk.handshape import HandShape, as_landmarks, hand_shape, image_direction
 
 #: MediaPipe's canned gesture names; "None" is the answer when no rule fires.
 CANNED_GESTURES: tuple[str, ...] = (
@@ -55,7 +55,7 @@ class HandFeatures:
 
     ``extended[f]`` / ``curled[f]`` (f = 0 thumb … 4 pinky; curled = 1 - extended),
     ``thumb_out`` (the thumb is straight and sticks out), ``index_up``, ``thumb_up``,
-    ``thumb_down`` (image directions), ``shape`` (:class:`~handsdk_gestures.features.HandShape`)
+    ``thumb_down`` (image directions), ``shape`` (:class:`~handsdk.handshape.HandShape`)
     and the landmarks themselves (float64 (21, 3)).
     """
 

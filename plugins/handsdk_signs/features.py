@@ -14,7 +14,7 @@ distinguishes e.g. a thumb in front of the fingers (E, S, T) from one beside the
 
 :func:`shape_features` then concatenates the 20 canonical points (60 values, wrist dropped),
 fingertip-to-fingertip and thumb-tip-to-joint distances, and the joint bends / spreads of
-``handsdk_gestures.feature_vector`` (lengths and unsigned angles only, fully 3-D rotation and
+``handsdk.handshape.feature_vector`` (lengths and unsigned angles only, fully 3-D rotation and
 mirror invariant). All of it is unchanged by moving, scaling or turning the hand in the image,
 or by showing the other hand.
 
@@ -29,7 +29,8 @@ five values are the only ones that depend on image rotation, by design.
 from __future__ import annotations
 
 import numpy as np
-from handsdk_gestures.features import as_landmarks, feature_vector, palm_size
+
+from handsdk.handshape import as_landmarks, feature_vector, palm_size
 
 #: Version tag stored in vocabulary files; a file with another version is refused.
 FEATURE_VERSION = "handsdk_signs.v1"

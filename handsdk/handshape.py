@@ -1,4 +1,5 @@
-"""Hand-shape features from the 21 landmarks (MediaPipe order, x/y image pixels, z relative depth
+"""Hand-shape features from the 21 landmarks, shared by the gesture and sign plugins (and open
+to yours) (MediaPipe order, x/y image pixels, z relative depth
 in pixels), invariant to translation, scale, in-plane and 3-D rotation, handedness and mirroring:
 they are built from lengths (in palm sizes) and unsigned angles only.
 
@@ -27,7 +28,8 @@ TIPS = (4, 8, 12, 16, 20)
 #: middle tips.
 THUMB_NEAR = (5, 9, 13, 10, 14, 8, 12)
 
-#: Version tag of :func:`feature_vector`, stored in custom-gesture files.
+#: Version tag of :func:`feature_vector`, stored in custom-gesture files (the name predates the
+#: move of this module from the gestures plugin into the core; files carry it, so it stays).
 FEATURE_VERSION = "handsdk_gestures.v1"
 #: Length of :func:`feature_vector` (without the optional orientation part).
 FEATURE_SIZE = 28
