@@ -13,8 +13,9 @@ Z
     (each at least ``min_stroke`` palm sizes wide; the diagonal at least that far down).
 
 Both are accepted drawn either way across (left- or right-handed signers, mirrored cameras).
-Distances are in palm sizes (wrist to the middle of the finger knuckles), so they do not depend
-on how far the hand is from the camera. A stroke counts only while the handshape holds (a few
+Distances are in palm sizes (:func:`handsdk.handshape.palm_size`), so they do not depend on how
+far the hand is from the camera; the handshapes come from the same finger flexion the gesture
+rules read. A stroke counts only while the handshape holds (a few
 frames of dropout are bridged). Once a letter fires, its track's history is cleared so one
 stroke gives one letter.
 """
@@ -28,38 +29,23 @@ from itertools import combinations
 
 import numpy as np
 
+from handsdk.handshape import as_landmarks, hand_shape, palm_size
 from handsdk.types import Label
 
-MCPS = (5, 9, 13, 17)
-TIPS = (8, 12, 16, 20)  # index .. pinky
-#: tip-to-wrist over knuckle-to-wrist: above EXTENDED the finger is straight, below CURLED folded.
-EXTENDED, CURLED = 1.5, 1.3
-
-
-def finger_states(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(extended, curled) booleans for index .. pinky, from 3-D distances to the wrist (so a
-    finger pointing at the camera still reads as extended when the depth says so)."""
-    p = np.asarray(landmarks, np.float64)
-    w = p[0]
-    knuckle = np.linalg.norm(p[list(MCPS)] - w, axis=1)
-    tip = np.linalg.norm(p[list(TIPS)] - w, axis=1)
-    ratio = tip / np.maximum(knuckle, 1e-9)
-    return ratio > EXTENDED, ratio < CURLED
+#: Finger flexion (degrees, :attr:`handsdk.handshape.HandShape.flex`): below EXTENDED the finger is
+#: straight, above CURLED folded (the gesture rules put the boundary at 105).
+EXTENDED, CURLED = 90.0, 120.0
 
 
 def handshape(landmarks: np.ndarray) -> str | None:
     """``"I"`` (only the pinky extended), ``"index"`` (only the index extended) or None."""
-    ext, cur = finger_states(landmarks)
+    flex = hand_shape(landmarks).flex[1:]  # index .. pinky
+    ext, cur = flex < EXTENDED, flex > CURLED
     if ext[3] and cur[0] and cur[1] and cur[2]:
         return "I"
     if ext[0] and cur[1] and cur[2] and cur[3]:
         return "index"
     return None
-
-
-def palm_size(landmarks: np.ndarray) -> float:
-    p = np.asarray(landmarks, np.float64)
-    return float(max(np.linalg.norm(p[list(MCPS), :2].mean(axis=0) - p[0, :2]), 1e-6))
 
 
 def simplify(points: np.ndarray, eps: float) -> np.ndarray:
@@ -157,7 +143,7 @@ class MotionLetters:
         """Add this frame's hand; returns ``Label("J"|"Z", score)`` while a stroke just drawn
         is being held (``hold_ms``), else None."""
         h = self._tracks.setdefault(track_id, _History())
-        p = np.asarray(landmarks, np.float64)
+        p = as_landmarks(landmarks)
         h.times.append(float(timestamp_ms))
         h.shapes.append(handshape(p))
         h.pinky.append(p[20, :2])
