@@ -254,3 +254,12 @@ def test_registered_through_pluggy():
         np.testing.assert_array_equal(filt(x, 0.0), x)
     with pytest.raises(TypeError):
         registered["one_euro"](no_such_option=1)
+
+
+@pytest.mark.parametrize("make", FILTERS)
+def test_a_subnormal_time_step_is_no_time_at_all(make):
+    # found by the property test above: a 2e-309 s step overflowed the speed estimate to NaN
+    filt, base = make(), _landmarks()
+    filt(base, 0.0)
+    np.testing.assert_array_equal(filt(base + 1.0, 2.2e-309), base)  # same instant: no update
+    assert np.all(np.isfinite(filt(base, 0.125)))

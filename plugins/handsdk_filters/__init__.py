@@ -33,6 +33,12 @@ def handsdk_register_filters(register: Register) -> None:
     register("none", IdentityFilter)
 
 
+#: Seconds below which two timestamps count as the same instant: a step of (sub)nanoseconds would
+#: make the speed estimate overflow to inf/NaN. The tracker itself never spaces frames closer than
+#: a microsecond.
+MIN_DT = 1e-9
+
+
 def _smoothing_factor(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
     """The exponential smoothing factor of a first-order low-pass at ``cutoff_hz`` over ``dt``."""
     tau = 1.0 / (2.0 * math.pi * cutoff_hz)
@@ -75,7 +81,7 @@ class OneEuroFilter:
             self._x, self._dx, self._t = x, np.zeros_like(x), t
             return x.copy()
         dt = t - self._t
-        if not dt > 0 or not math.isfinite(dt):
+        if not dt > MIN_DT or not math.isfinite(dt):
             if math.isfinite(t):
                 self._t = t
             return self._x.copy()
@@ -128,7 +134,7 @@ class KalmanFilter:
             self._p = np.diag([r, self.initial_speed_std**2])
             return z.copy()
         dt = t - self._t
-        if not dt > 0 or not math.isfinite(dt):
+        if not dt > MIN_DT or not math.isfinite(dt):
             if math.isfinite(t):
                 self._t = t
             return self._x.copy()
