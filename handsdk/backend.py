@@ -31,8 +31,9 @@ class Backend(Protocol):
         ...
 
 
-def default_threads() -> int:
-    """Intra-op threads: all cores up to 4 (what measured fastest on 2-core machines)."""
+def default_threads(leave_free: int = 0) -> int:
+    """Intra-op threads for a backend: the cores (less ``leave_free`` for the calling thread's own
+    work), at least 1, at most 4 — these models are too small to use more."""
     import os
 
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, (os.cpu_count() or 1) - leave_free))

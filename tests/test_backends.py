@@ -130,3 +130,13 @@ def test_bad_model_files_name_the_path(tmp_path, damage):
     with pytest.raises(ModelError, match="bogus.onnx"):
         Tracker({"models": {"landmark": str(bogus)}})
     json.loads((tmp_path / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize(("cores", "all_cores", "all_but_one"), [(1, 1, 1), (2, 2, 1), (4, 4, 3), (16, 4, 4)])
+def test_default_threads(monkeypatch, cores, all_cores, all_but_one):
+    import os
+
+    from handsdk.backend import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_threads() == all_cores and default_threads(leave_free=1) == all_but_one

@@ -33,7 +33,7 @@ class OnnxRuntimeRunner:
 
 class OnnxRuntimeBackend:
     """``[backend] name = "onnxruntime"``; options ``device`` (auto, cpu, cuda, coreml,
-    directml) and ``threads`` (intra-op threads; 0 = all cores up to 4)."""
+    directml) and ``threads`` (intra-op threads; 0 = all cores but one, 1 to 4)."""
 
     name = "onnxruntime"
 
@@ -51,7 +51,10 @@ class OnnxRuntimeBackend:
                                   f"build lacks (available: {', '.join(available)})")
             self.providers = [wanted, "CPUExecutionProvider"]
         self.device = self.providers[0]
-        self.threads = int(threads) or default_threads()
+        # one core left to the tracker: ONNX Runtime's pool threads spin-wait, and with every core
+        # taken they fight the calling thread (2 cores, ASL clip end to end, 3 runs each:
+        # 1 thread 146-165 FPS, 2 threads 68-136)
+        self.threads = int(threads) or default_threads(leave_free=1)
         log.info("onnxruntime backend on %s, %d threads", self.device, self.threads)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> OnnxRuntimeRunner:
