@@ -123,7 +123,7 @@ class Scores:
     name: str
     errors: list[np.ndarray | None] = field(default_factory=list)  # (21,) px
     scales: list[float] = field(default_factory=list)
-    confidences: list[np.ndarray] = field(default_factory=list)  # (21,) where reported
+    confidences: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (sample, (21,)) where reported
 
     def add(self, pred: np.ndarray | None, ref: np.ndarray, confidence: np.ndarray | None = None) -> None:
         self.scales.append(hand_scale(ref))
@@ -158,13 +158,8 @@ def confidence_calibration(conf: np.ndarray, correct: np.ndarray) -> dict[str, f
     n_ok, n_bad = int(correct.sum()), int((~correct).sum())
     if not n_ok or not n_bad:
         return {}
-    ranks = np.empty(len(conf))
-    order = np.argsort(conf, kind="mergesort")
-    ranks[order] = np.arange(1, len(conf) + 1)
-    for v in np.unique(conf[order]):  # average ranks of ties
-        tie = conf == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
+    _, inverse, counts = np.unique(conf, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based ranks, ties averaged
     auroc = (ranks[correct].sum() - n_ok * (n_ok + 1) / 2) / (n_ok * n_bad)  # Mann-Whitney U
     return {"conf_auroc": float(auroc), "conf_mean_correct": float(conf[correct].mean()),
             "conf_mean_wrong": float(conf[~correct].mean())}

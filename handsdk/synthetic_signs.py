@@ -81,9 +81,9 @@ def fingerspelling_clip(word: str, *, fps: float = 30.0, seconds_per_letter: flo
     """Frames of one hand spelling ``word`` (letters of :data:`LETTERS`; others raise KeyError).
 
     Each letter lasts ``seconds_per_letter``: held (J and Z: drawn, over the first 80 % of the
-    hold), then blended into the next over the last ``transition`` seconds. The hand sways gently (``sway`` scales it; 0 holds it still) in
-    front of a fixed background. ``SyntheticFrame.landmarks`` holds the exact landmarks. Same
-    arguments -> identical frames.
+    hold), then blended into the next over the last ``transition`` seconds. The hand sways
+    gently (``sway`` scales it; 0 holds it still) in front of a fixed background.
+    ``SyntheticFrame.landmarks`` holds the exact landmarks. Same arguments -> identical frames.
     """
     letters = [c for c in word.upper() if not c.isspace()]
     if not letters:
