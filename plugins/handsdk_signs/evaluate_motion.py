@@ -56,7 +56,8 @@ def synthetic_trials(n: int, seed: int = 0, fps: float = 30.0) -> dict[str, Any]
         k = int(rng.integers(1, 4))  # never first: the hand is already tracked when it starts
         word.insert(k, letter)
         hand = ("right", "left")[int(rng.integers(2))]
-        clip = fingerspelling_clip("".join(word), fps=fps, seed=int(rng.integers(1 << 30)), handedness=hand)
+        clip = fingerspelling_clip("".join(word), fps=fps, seconds_per_letter=SECONDS_PER_LETTER,
+                                  seed=int(rng.integers(1 << 30)), handedness=hand)
         events = motion_events(((f.image, f.timestamp_ms) for f in clip), tracker)
         start = k * SECONDS_PER_LETTER
         hit = [e for e in events if e[1] == letter and start <= e[0] <= start + SECONDS_PER_LETTER + GRACE_S]
