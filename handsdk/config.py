@@ -24,6 +24,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+#: ``detector_rotations`` -> the turns (radians) added to a detection's crop angle.
+DETECTOR_ROTATIONS: dict[int, tuple[float, ...]] = {
+    1: (0.0,), 2: (0.0, math.pi), 4: (0.0, math.pi, math.pi / 2, -math.pi / 2)}
+
+
 @dataclass
 class TrackerConfig:
     max_hands: int = 2
@@ -31,6 +36,7 @@ class TrackerConfig:
     min_presence_confidence: float = 0.5  # landmark model's presence to keep a hand
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
+    detector_rotations: int = 2  # try each new detection's crop at 1, 2 (+180°) or 4 (+-90°) rotations
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
 
@@ -126,6 +132,9 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
             raise ConfigError(f"{origin} [tracker]: fps must be > 0, got {t.fps}")
         if t.detector_interval < 0:
             raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
+        if t.detector_rotations not in DETECTOR_ROTATIONS:
+            raise ConfigError(f"{origin} [tracker]: detector_rotations must be one of "
+                              f"{sorted(DETECTOR_ROTATIONS)}, got {t.detector_rotations!r}")
     if "backend" in data:
         cfg.backend = _plugin_section(data["backend"], f"{origin} [backend]", "onnxruntime")
     if "filter" in data:

@@ -6,7 +6,10 @@ Metrics: detection rate, PCK@0.1 and PCK@0.2 (error / max side of the reference 
 box), EPE in pixels, AUC of the PCK curve over [0, 0.2], all per joint too. Where the model
 reports a confidence per landmark, how well it ranks its own errors: ``conf_auroc`` (the chance
 that a landmark within PCK@0.1 has a higher confidence than one outside it; 0.5 = no better
-than chance) and the mean confidence of correct and of wrong landmarks.
+than chance) and the mean confidence of correct and of wrong landmarks. End to end, also
+``false_pos``: the share of hand-free images where a hand is reported anyway — each photo's
+largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
+framed too tightly have none), run through the same pipeline.
 
 Reference formats: a JSONL with ``path`` and ``landmarks`` per line (what
 ``handsdk.train.pseudolabel`` writes), a COCO keypoints JSON (21 keypoints per annotation),
@@ -26,7 +29,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError
-from .geometry import rect_from_landmarks
+from .geometry import hand_free_region, rect_from_landmarks
 
 THRESHOLDS = np.linspace(0, 0.2, 41)
 
@@ -209,6 +212,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None) -> dict[str, d
         scores.update({k: Scores(k) for k in ("mediapipe_crop", "mediapipe_e2e")})
     ours_crop = OurCropModel(tracker)
     unreadable = []
+    hand_free = {k: [] for k in scores if k.endswith("_e2e")}
     for s in samples:
         img = cv2.imread(str(s.image_path))
         if img is None:
@@ -221,13 +225,24 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None) -> dict[str, d
         if teacher is not None:
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
             scores["mediapipe_e2e"].add(_best_match([h.landmarks for h in teacher.track(img)], ref), ref)
+        region = hand_free_region((img.shape[1], img.shape[0]), ref)
+        if region is not None:
+            x0, y0, x1, y1 = region
+            strip = np.ascontiguousarray(img[y0:y1, x0:x1])
+            hand_free["handsdk_e2e"].append(bool(tracker.detect(strip)))
+            if teacher is not None:
+                hand_free["mediapipe_e2e"].append(bool(teacher.track(strip)))
     if unreadable:
         if len(unreadable) == len(samples):
             raise ConfigError(f"none of the {len(samples)} reference images could be read "
                               f"(first: {str(unreadable[0])!r})")
         print(f"warning: {len(unreadable)} of {len(samples)} images could not be read and are not "
               f"scored (first: {unreadable[0]})", file=sys.stderr)
-    return {k: {**v.summary(), "unreadable": len(unreadable)} for k, v in scores.items()}
+    out = {k: {**v.summary(), "unreadable": len(unreadable)} for k, v in scores.items()}
+    for k, found in hand_free.items():
+        out[k]["hand_free_images"] = len(found)
+        out[k]["false_pos"] = float(np.mean(found)) if found else None
+    return out
 
 
 def iter_video(path: Path) -> Iterator[np.ndarray]:
@@ -268,7 +283,7 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "conf_auroc"]
+    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "conf_auroc", "false_pos"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results.items():
         vals = []

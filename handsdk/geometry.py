@@ -109,3 +109,24 @@ def rect_iou(a: RotatedRect, b: RotatedRect) -> float:
     area = float(cv2.contourArea(cv2.convexHull(inter)))
     union = a.size[0] * a.size[1] + b.size[0] * b.size[1] - area
     return area / union if union > 0 else 0.0
+
+
+def hand_free_region(image_size: tuple[int, int], landmarks: np.ndarray, margin: float = 0.35,
+                     min_side: float = 0.3) -> tuple[int, int, int, int] | None:
+    """The largest strip of an image beside a hand (left, right, above or below its landmarks'
+    box grown by ``margin`` × its size): (x0, y0, x1, y1), or None when no strip has both sides
+    ≥ ``min_side`` × the image's short side. Real hand-free backgrounds (furniture, arms, faces)
+    for measuring and training false positives. ``image_size`` is (width, height).
+    """
+    w, h = image_size
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    m = margin * float((hi - lo).max())
+    x0, y0 = np.floor(lo - m).astype(int)
+    x1, y1 = np.ceil(hi + m).astype(int)
+    strips = [(0, 0, x0, h), (x1, 0, w, h), (0, 0, w, y0), (0, y1, w, h)]
+    need = min_side * min(w, h)
+    strips = [s for s in strips if s[2] - s[0] >= need and s[3] - s[1] >= need]
+    if not strips:
+        return None
+    return tuple(int(v) for v in max(strips, key=lambda s: (s[2] - s[0]) * (s[3] - s[1])))

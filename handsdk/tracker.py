@@ -13,14 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .config import Config, build_component, load_config
+from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
 from .errors import ConfigError, HandSDKError, SourceError
@@ -161,6 +161,21 @@ class Tracker:
                         "rect": rect})
         return out
 
+    def _run_landmarks_on_detections(self, bgr: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
+        """Landmarks for new detections, one per rect: each crop is tried at the
+        ``detector_rotations`` turns (one batch) and the most confident answer (presence × mean
+        landmark confidence) kept. The detector's wrist → knuckle direction is unreliable on fists
+        and flat hands, and the landmark model reads a hand upside down poorly (measured in
+        docs/models.md)."""
+        turns = DETECTOR_ROTATIONS[self.config.tracker.detector_rotations]
+        if len(turns) == 1 or not rects:
+            return self._run_landmarks(bgr, rects)
+        tried = self._run_landmarks(bgr, [replace(r, angle=r.angle + t) for r in rects for t in turns])
+        floor = self.config.tracker.min_presence_confidence
+        return [max(tried[i:i + len(turns)],
+                    key=lambda f: (f["presence"] >= floor, f["presence"] * float(np.mean(f["confidence"]))))
+                for i in range(0, len(tried), len(turns))]
+
     def _handedness(self, right: float) -> Handedness:
         if self.config.tracker.mirrored:
             right = 1.0 - right
@@ -200,7 +215,8 @@ class Tracker:
             found = self._external(bgr, still=True)
         else:
             rects = [d.rect(self.crop_scale) for d in self._run_detector(bgr)]
-            found = [f for f in self._run_landmarks(bgr, rects) if f["presence"] >= t.min_presence_confidence]
+            found = [f for f in self._run_landmarks_on_detections(bgr, rects)
+                     if f["presence"] >= t.min_presence_confidence]
         if t.refine_still and found and not self._pipeline:
             again = self._run_landmarks(bgr, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
             found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
@@ -276,8 +292,11 @@ class Tracker:
             found = self._external(bgr, still=False)
             self._match_tracks(found)
         else:
-            found = self._run_landmarks(bgr, [c.rect for c in candidates])
-            for f, c in zip(found, candidates, strict=True):
+            tracked = [c for c in candidates if c.track is not None]
+            new = [c for c in candidates if c.track is None]
+            found = (self._run_landmarks(bgr, [c.rect for c in tracked])
+                     + self._run_landmarks_on_detections(bgr, [c.rect for c in new]))
+            for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
         found = [f for f in found if f["presence"] >= cfg.min_presence_confidence]
         found = self._dedupe(found)[: cfg.max_hands]

@@ -153,3 +153,31 @@ def test_cli(bundled_models, rendered, tmp_path, capsys):
     assert json.loads(out.read_text())["handsdk_e2e"]["n"] == 3
     assert cli_main(["eval", "--video", "x.mp4"]) == 2 and "--reference" in capsys.readouterr().err
     assert cli_main(["eval"]) == 2
+
+
+def test_hand_free_region():
+    from handsdk.geometry import hand_free_region
+
+    lm = np.zeros((21, 2))
+    lm[:, 0] = np.linspace(20, 80, 21)
+    lm[:, 1] = np.linspace(40, 100, 21)
+    # a 400 x 150 image with the hand at its left: the strip right of the grown box
+    x0, y0, x1, y1 = hand_free_region((400, 150), lm)
+    assert (y0, x1, y1) == (0, 400, 150) and x0 == 80 + int(np.ceil(0.35 * 60))
+    assert hand_free_region((110, 150), lm) is None  # the hand fills the photo
+
+
+def test_false_positives_on_hand_free_strips(bundled_models, tmp_path):
+    """A rendered hand at the left of a wide photo: its reference leaves a hand-free strip on
+    the right, which the end-to-end entry scores for false positives."""
+    rng = np.random.default_rng(4)
+    img, hands, _ = render_sample(rng, size=256, n_hands=1)
+    from handsdk.synthetic import random_background
+
+    wide = random_background(256, 640, rng)
+    wide[:, :256] = img
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    samples = ev.load_references(_jsonl(tmp_path, [("wide.png", np.asarray(hands[0], np.float32))]))
+    e2e = ev.evaluate_images(samples, Tracker())["handsdk_e2e"]
+    assert e2e["hand_free_images"] == 1 and e2e["false_pos"] == 0.0
+    assert "false_pos" in ev.format_table({"handsdk_e2e": e2e})

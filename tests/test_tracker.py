@@ -150,3 +150,26 @@ def test_demo_command(tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "handsdk_demo.mp4"))
     ok, frame = cap.read()
     assert ok and frame.shape == (480, 640, 3)
+
+
+def test_detector_rotations_recover_an_upside_down_detection():
+    """A detection whose wrist → knuckle direction is reversed (the detector's usual mistake on
+    fists) gives an upside-down crop; with ``detector_rotations = 2`` the tracker also tries the
+    crop turned 180° and keeps the more confident reading, which lands on the hand."""
+    from dataclasses import replace
+
+    from handsdk.geometry import rect_from_landmarks
+
+    frame = next(iter(synthetic_clip(1, seed=3, n_hands=1)))
+    truth = frame.landmarks[0]
+    size = np.ptp(truth[:, :2], axis=0).max()
+    errors = {}
+    for turns in (1, 2):
+        with Tracker({"tracker": {"detector_rotations": turns}}) as t:
+            upright = rect_from_landmarks(truth, t.crop_scale)
+            flipped = replace(upright, angle=upright.angle + np.pi)
+            found = t._run_landmarks_on_detections(frame.image, [flipped])
+            assert len(found) == 1
+            errors[turns] = float(np.linalg.norm(found[0]["landmarks"][:, :2] - truth[:, :2], axis=1).mean())
+    assert errors[2] < 0.05 * size, errors
+    assert errors[1] > 2 * errors[2], errors
