@@ -24,11 +24,12 @@ class Pool:
     valid: np.ndarray  # (N,) bool: held out by source photo
     synthetic: np.ndarray  # (N,) bool
     dataset: np.ndarray  # (N,) str
+    hand_free: np.ndarray  # (N, 4) int: a teacher-verified hand-free strip x0, y0, x1, y1; -1: none
 
 
 def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: int = 1) -> Pool:
     """Real photos from the pack plus ``n_synthetic`` renders (5 % of those held out)."""
-    images, lms, right, valid, synth, ds = [], [], [], [], [], []
+    images, lms, right, valid, synth, ds, free = [], [], [], [], [], [], []
     if pack is not None:
         p = load_pack(pack)
         images += p["images"]
@@ -37,6 +38,7 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: in
         valid += list(p["split"] == "valid")
         synth += [False] * len(p["images"])
         ds += list(p["dataset"])
+        free += list(p["hand_free"]) if "hand_free" in p else [np.full(4, -1)] * len(p["images"])
     if n_synthetic:
         try:
             from ..synthetic import render_sample
@@ -50,10 +52,12 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: in
                 valid.append(i % 20 == 0)
                 synth.append(True)
                 ds.append("synthetic")
+                free.append(np.full(4, -1))
         except Exception as exc:  # a broken renderer must not cost a training run
             print(f"warning: synthetic renders unavailable ({exc}); training on real photos only")
     return Pool(images, np.stack(lms).astype(np.float32), np.asarray(right, np.float32),
-                np.asarray(valid), np.asarray(synth), np.asarray(ds))
+                np.asarray(valid), np.asarray(synth), np.asarray(ds),
+                np.asarray(free, np.int64).reshape(-1, 4))
 
 
 class Trainer:

@@ -19,7 +19,7 @@ from ..data import TRAINABLE
 
 def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
                datasets: tuple[str, ...] = TRAINABLE) -> dict[str, int]:
-    blobs, lms, rights, splits, groups, names, sets = [], [], [], [], [], [], []
+    blobs, lms, rights, splits, groups, names, sets, free = [], [], [], [], [], [], [], []
     for line in labels.read_text().splitlines():
         rec = json.loads(line)
         if rec["dataset"] not in datasets:
@@ -40,11 +40,13 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         groups.append(rec["group"])
         names.append(rec["label"])
         sets.append(rec["dataset"])
+        region = rec.get("hand_free")  # teacher-verified hand-free strip (pseudolabel), or none
+        free.append(np.floor(np.asarray(region, np.float32) * s) if region else np.full(4, -1, np.float32))
     offsets = np.cumsum([0] + [len(b) for b in blobs])
     np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
              landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
              split=np.asarray(splits), group=np.asarray(groups), label=np.asarray(names),
-             dataset=np.asarray(sets))
+             dataset=np.asarray(sets), hand_free=np.asarray(free, np.int32).reshape(-1, 4))
     return {"photos": len(blobs), "bytes": int(offsets[-1])}
 
 

@@ -4,6 +4,12 @@ For each photo, candidate crops (palm detections, and the dataset's hand box or 
 image at 0°, ±90° and 180° — rock-paper-scissors hands lie sideways) go through the teacher's
 landmark model; the most confident one is refined twice from its own landmarks, and kept only
 if the teacher stays confident. Output: one JSON line per photo in ``--out``.
+
+Each record also gets ``hand_free``: the photo's largest strip beside the labelled hand
+(:func:`handsdk.geometry.hand_free_region`) if the teacher finds no hand in it, else null — real
+backgrounds verified hand-free, the negatives that train the presence head
+(:mod:`handsdk.train.presence`). A photo can hold a second hand the label does not cover, so the
+strip alone is not enough. ``--hand-free-only`` adds the field to an existing labels file.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..data import EVAL_ONLY, TRAINABLE, iter_photos, teacher_root, yolo_box
+from ..geometry import hand_free_region
 from ..types import RotatedRect
 from .teacher import MediaPipeTeacher
 
@@ -54,8 +61,29 @@ def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9) -> 
         "path": str(photo.path), "dataset": photo.dataset, "split": photo.split,
         "group": photo.group, "label": photo.label, "size": [image.shape[1], image.shape[0]],
         "landmarks": np.round(best.landmarks, 2).tolist(), "presence": round(best.presence, 4),
-        "right": round(best.right, 4),
+        "right": round(best.right, 4), "hand_free": verified_hand_free(teacher, image, best.landmarks),
     }
+
+
+def verified_hand_free(teacher: MediaPipeTeacher, image: np.ndarray, landmarks) -> list[int] | None:
+    """The hand-free strip beside ``landmarks`` as [x0, y0, x1, y1] if the teacher sees no hand
+    in it (palm detector + landmarks, presence 0.5), else None."""
+    region = hand_free_region((image.shape[1], image.shape[0]), np.asarray(landmarks))
+    if region is None:
+        return None
+    x0, y0, x1, y1 = region
+    return None if teacher.track(np.ascontiguousarray(image[y0:y1, x0:x1])) else list(region)
+
+
+def add_hand_free(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
+    """Add ``hand_free`` to every record of an existing labels file (in place):
+    (records, strips verified hand-free)."""
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for rec in recs:
+        image = cv2.imread(rec["path"])
+        rec["hand_free"] = None if image is None else verified_hand_free(teacher, image, rec["landmarks"])
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return len(recs), sum(r["hand_free"] is not None for r in recs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=teacher_root())
     ap.add_argument("--min-presence", type=float, default=0.9)
     ap.add_argument("--datasets", nargs="*", default=list(TRAINABLE + EVAL_ONLY))
+    ap.add_argument("--hand-free-only", action="store_true",
+                    help="only add the verified hand-free strips to the existing --out file")
     args = ap.parse_args(argv)
     if args.teacher is None:
         print("no teacher models found (../shared/teacher or HANDSDK_TEACHER)", file=sys.stderr)
         return 2
     teacher = MediaPipeTeacher(args.teacher, "full")
+    if args.hand_free_only:
+        n, free = add_hand_free(teacher, args.out)
+        print(f"{free} of {n} photos have a hand-free strip the teacher confirms -> {args.out}")
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     photos = list(iter_photos(tuple(args.datasets)))
     kept, t0 = 0, time.time()
