@@ -34,6 +34,7 @@ class TrackerConfig:
     max_hands: int = 2
     min_detection_confidence: float = 0.3  # detector score to start a hand (measured: see docs/models.md)
     min_presence_confidence: float = 0.5  # landmark model's presence to keep a hand
+    min_landmark_confidence: float = 0.0  # mean per-landmark confidence to keep a hand
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
     detector_rotations: int = 2  # try each new detection's crop at 1, 2 (+180°) or 4 (+-90°) rotations
@@ -125,7 +126,7 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
         t = cfg.tracker
         if not 1 <= t.max_hands <= 16:
             raise ConfigError(f"{origin} [tracker]: max_hands must be 1..16, got {t.max_hands}")
-        for k in ("min_detection_confidence", "min_presence_confidence"):
+        for k in ("min_detection_confidence", "min_presence_confidence", "min_landmark_confidence"):
             if not 0.0 <= getattr(t, k) <= 1.0:
                 raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
         if not math.isfinite(t.fps) or t.fps <= 0:

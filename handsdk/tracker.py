@@ -171,10 +171,16 @@ class Tracker:
         if len(turns) == 1 or not rects:
             return self._run_landmarks(bgr, rects)
         tried = self._run_landmarks(bgr, [replace(r, angle=r.angle + t) for r in rects for t in turns])
-        floor = self.config.tracker.min_presence_confidence
         return [max(tried[i:i + len(turns)],
-                    key=lambda f: (f["presence"] >= floor, f["presence"] * float(np.mean(f["confidence"]))))
+                    key=lambda f: (self._is_hand(f), f["presence"] * float(np.mean(f["confidence"]))))
                 for i in range(0, len(tried), len(turns))]
+
+    def _is_hand(self, found: dict[str, Any]) -> bool:
+        """Whether a landmark reading counts as a hand: presence and mean landmark confidence
+        at or above their thresholds."""
+        t = self.config.tracker
+        return (found["presence"] >= t.min_presence_confidence
+                and float(np.mean(found["confidence"])) >= t.min_landmark_confidence)
 
     def _handedness(self, right: float) -> Handedness:
         if self.config.tracker.mirrored:
@@ -206,8 +212,9 @@ class Tracker:
     def detect(self, image: np.ndarray) -> list[Hand]:
         """Hands in a still image; no temporal state is used or changed.
 
-        The detector proposes crops; the landmark model runs on each, and (``refine_still``)
-        once more on the crop rebuilt from its own landmarks.
+        The detector proposes crops; the landmark model reads each (at ``detector_rotations``
+        turns) and, with ``refine_still``, once more on the crop rebuilt from its own landmarks;
+        then readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
         """
         bgr = as_bgr(image)
         t = self.config.tracker
@@ -215,11 +222,12 @@ class Tracker:
             found = self._external(bgr, still=True)
         else:
             rects = [d.rect(self.crop_scale) for d in self._run_detector(bgr)]
-            found = [f for f in self._run_landmarks_on_detections(bgr, rects)
-                     if f["presence"] >= t.min_presence_confidence]
-        if t.refine_still and found and not self._pipeline:
-            again = self._run_landmarks(bgr, [rect_from_landmarks(f["landmarks"], self.crop_scale) for f in found])
-            found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
+            found = self._run_landmarks_on_detections(bgr, rects)
+            if t.refine_still and found:  # before the presence check: a misplaced crop reads low
+                again = self._run_landmarks(bgr, [rect_from_landmarks(f["landmarks"], self.crop_scale)
+                                                  for f in found])
+                found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
+        found = [f for f in found if self._is_hand(f)]
         found = self._dedupe(found)[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
         for slot in self.consumers:
@@ -298,7 +306,7 @@ class Tracker:
                      + self._run_landmarks_on_detections(bgr, [c.rect for c in new]))
             for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
-        found = [f for f in found if f["presence"] >= cfg.min_presence_confidence]
+        found = [f for f in found if self._is_hand(f)]
         found = self._dedupe(found)[: cfg.max_hands]
         t3 = time.perf_counter()
         timings["landmarks"] = (t3 - t2) * 1000

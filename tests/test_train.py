@@ -67,3 +67,45 @@ def test_background_replacement_keeps_the_hand_and_swaps_the_rest():
     assert torch.allclose(out[:, :, m > 0.99], x[:, :, m > 0.99], atol=0.01)  # the hand is kept
     assert (out[:, :, m < 0.01] < 0.006).all()  # the rest is the background
     assert torch.equal(replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=0.0), x)
+
+
+def test_presence_refit_changes_only_the_presence_head(tmp_path, bundled_models):
+    """``handsdk.train.presence`` on a tiny pack of rendered photos (hand on the left, a
+    hand-free strip on the right): the landmark weights come out bit-identical, only the
+    presence/handedness head is re-fitted, and the result loads in the tracker."""
+    import cv2
+    import torch
+
+    from handsdk.geometry import hand_free_region
+    from handsdk.synthetic import random_background, render_sample
+    from handsdk.train import pack, presence
+
+    rng = np.random.default_rng(2)
+    lines = []
+    for i in range(6):
+        img, hands, handed = render_sample(rng, size=192, n_hands=1)
+        wide = random_background(192, 480, rng)
+        wide[:, :192] = img
+        path = tmp_path / f"photo{i}.png"
+        cv2.imwrite(str(path), wide)
+        region = hand_free_region((480, 192), hands[0])
+        lines.append(json.dumps({
+            "path": str(path), "dataset": "sign_digits", "split": "valid" if i >= 4 else "train",
+            "group": f"g{i}", "label": "x", "landmarks": np.asarray(hands[0]).tolist(),
+            "right": 1.0 if handed[0] == "right" else 0.0, "hand_free": list(region) if region else None}))
+    (tmp_path / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "pack.npz")
+    out = tmp_path / "landmark.pt"
+    assert presence.main(["--pack", str(tmp_path / "pack.npz"), "--out", str(out), "--rounds", "1",
+                          "--synthetic", "0", "--epochs", "2"]) == 0
+    before = torch.load(bundled_models / "landmark.pt", map_location="cpu", weights_only=False)["model"]
+    after = torch.load(out, map_location="cpu", weights_only=False)
+    assert "presence_false_positive_rate" in after["metrics"]
+    changed = {k for k, v in after["model"].items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("global_head.") for k in changed), changed
+    exported = tmp_path / "models"
+    assert export.main(["--landmark", str(out), "--detector", str(bundled_models / "detector.pt"),
+                        "--out", str(exported)]) == 0
+    frame = next(iter(synthetic_clip(1, seed=1))).image
+    with Tracker({"models": {"manifest": str(exported / "manifest.json")}}) as t:
+        assert isinstance(t.detect(frame), list)

@@ -15,8 +15,10 @@ rock_paper_scissors    rock       Closed_Fist
 rock_paper_scissors    paper      Open_Palm
 rock_paper_scissors    scissors   Victory
 gesture_counts         one        Pointing_Up, only where the index points up: its MCP->tip
-                                  within 45 deg of image up *in the landmarks evaluated*; the
-                                  others ("one" pointing sideways / down) are not scored
+                                  within 45 deg of image up in the reference landmarks (the
+                                  teacher's, when a labels file is found; else the landmarks
+                                  evaluated); the others ("one" pointing sideways / down) are
+                                  not scored
 gesture_counts         two        Victory
 gesture_counts         five       Open_Palm
 gesture_counts         three      not scored: no canned gesture (shown as thumb + index +
@@ -84,6 +86,8 @@ def tracker_rows(tracker: Any = None, limit_per_dataset: int | None = None) -> l
     from handsdk.data import iter_photos
 
     tracker = tracker or Tracker({"tracker": {"max_hands": 1}})
+    labels = default_labels_path()
+    reference = {r["path"]: r["landmarks"] for r in load_rows(labels)} if labels else {}
     rows = []
     for dataset in sorted({d for d, _ in MAPPING}):
         photos = list(iter_photos((dataset,)))
@@ -94,7 +98,8 @@ def tracker_rows(tracker: Any = None, limit_per_dataset: int | None = None) -> l
             hands = tracker.detect(image) if image is not None else []
             lm = max(hands, key=lambda h: h.size).landmarks.tolist() if hands else None
             rows.append({"path": str(p.path), "dataset": p.dataset, "label": p.label,
-                         "group": p.group, "landmarks": lm})
+                         "group": p.group, "landmarks": lm,
+                         "reference_landmarks": reference.get(str(p.path))})
     return rows
 
 
@@ -142,9 +147,10 @@ def expected_gesture(row: Mapping[str, Any], audit: Audit | None = None) -> tupl
         if group in audit.not_shown:
             return f"{cls} (audit: label not shown)", None
     if key == ("gesture_counts", "one"):
-        if row.get("landmarks") is None:
+        ref = row.get("reference_landmarks") or row.get("landmarks")
+        if ref is None:
             return f"{cls} (no hand found: direction unknown)", None
-        if image_direction(row["landmarks"], 5, 8) > INDEX_UP_DEGREES:
+        if image_direction(ref, 5, 8) > INDEX_UP_DEGREES:
             return f"{cls} (index not up)", None
     return cls, MAPPING[key]
 
