@@ -110,6 +110,7 @@ def test_wrong_type_names_the_key(key, value, expected):
     ("fps", -30.0, "fps must be > 0, got -30.0"),
     ("detector_interval", -1, "detector_interval must be >= 0"),
     ("detector_rotations", 3, "detector_rotations must be one of [1, 2, 4], got 3"),
+    ("min_landmark_confidence", 1.5, "min_landmark_confidence must be in [0, 1], got 1.5"),
 ])
 def test_out_of_range_names_the_key(key, value, expected):
     with pytest.raises(ConfigError) as info:

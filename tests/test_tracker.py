@@ -173,3 +173,18 @@ def test_detector_rotations_recover_an_upside_down_detection():
             errors[turns] = float(np.linalg.norm(found[0]["landmarks"][:, :2] - truth[:, :2], axis=1).mean())
     assert errors[2] < 0.05 * size, errors
     assert errors[1] > 2 * errors[2], errors
+
+
+def test_min_landmark_confidence_filters_hands():
+    """The mean per-landmark confidence floor drops readings below it, in stills and video."""
+    frame = next(iter(synthetic_clip(1, seed=7)))
+    with Tracker() as t:
+        hands = t.detect(frame.image)
+    assert hands
+    conf = min(float(h.confidence.mean()) for h in hands)
+    with Tracker({"tracker": {"min_landmark_confidence": min(1.0, conf + 1e-3)}}) as t:
+        assert len(t.detect(frame.image)) < len(hands)
+    with Tracker() as t:
+        assert t.process(frame.image).hands
+    with Tracker({"tracker": {"min_landmark_confidence": 1.0}}) as t:  # a sigmoid never reaches 1
+        assert t.process(frame.image).hands == []
