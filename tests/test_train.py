@@ -109,3 +109,29 @@ def test_presence_refit_changes_only_the_presence_head(tmp_path, bundled_models)
     frame = next(iter(synthetic_clip(1, seed=1))).image
     with Tracker({"models": {"manifest": str(exported / "manifest.json")}}) as t:
         assert isinstance(t.detect(frame), list)
+
+
+def test_hand_free_crops_stay_inside_their_strip():
+    """``--hand-free-share`` crops are cut wholly inside each photo's hand-free strip: the hand's
+    landmarks fall outside every such crop, whose presence target is 0 with full weight."""
+    import torch
+
+    from handsdk.train.augment import Canvas
+    from handsdk.train.landmark import make_batch
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0] = np.linspace(20, 120, 21)
+    lm[:, 1] = np.linspace(40, 160, 21)
+    canvas = Canvas([img] * 4, torch.device("cpu"))
+    strip = torch.tensor([[170, 0, 400, 200]] * 3 + [[-1, -1, -1, -1]])
+    lms, right = torch.from_numpy(np.stack([lm] * 4)), torch.ones(4)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 1, 2, 3] * 16)
+    _, t = make_batch(canvas, lms, right, idx, 64, True, neg_fraction=0.0, gen=gen,
+                      hand_free=strip, hand_free_share=1.0)
+    picked = idx < 3
+    assert (t["presence"][picked] == 0).all() and (t["presence_w"][picked] == 1).all()
+    outside = ((t["xy"][picked] < 0) | (t["xy"][picked] > 1)).any(-1)
+    assert outside.all()
+    assert (t["presence"][~picked] == 1).all()  # the photo without a strip keeps its hand crops

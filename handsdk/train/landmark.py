@@ -3,7 +3,8 @@
 Crops are cut around the pseudo-labelled hands with the tracker's own crop geometry, jittered
 (rotation, scale, shift), given a random background behind the hand (``--background-share``),
 flipped with handedness swapped, colour/blur/noise/occlusion augmented; 15 % of each batch are
-crops beside the hand that train the presence head.
+crops beside the hand and ``--hand-free-share`` are crops of the photos' teacher-verified
+hand-free strips, which train the presence head.
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker us
 
 def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, idx: torch.Tensor,
                size: int, train: bool, neg_fraction: float = 0.15, gen=None,
-               backgrounds: torch.Tensor | None = None, background_share: float = 0.0):
-    """Cut crops for ``idx`` → (input NHWC, targets dict)."""
+               backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
+               hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0):
+    """Cut crops for ``idx`` → (input NHWC, targets dict).
+
+    ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
+    -1 for none); with ``hand_free_share`` > 0 that share of the batch (photos that have one)
+    becomes random crops lying wholly inside the strip — real clutter, presence 0.
+    """
     dev = canvas.device
     b = idx.shape[0]
     lm = pool_lm[idx]
@@ -52,6 +59,20 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
             dist = side[neg] * (0.9 + 1.2 * torch.rand(n, device=dev, generator=gen))
             center[neg] += torch.stack([torch.cos(theta), torch.sin(theta)], -1) * dist[:, None]
             side[neg] *= 0.5 + 1.5 * torch.rand(n, device=dev, generator=gen)
+        if hand_free is not None and hand_free_share > 0:
+            strip = hand_free[idx].float()
+            has = strip[:, 0] >= 0  # only some photos have a strip: pick those more often
+            rate = hand_free_share * b / max(1, int(has.sum()))
+            pick = has & (torch.rand(b, device=dev, generator=gen) < rate)
+            if pick.any():
+                lo, hi = strip[pick, :2], strip[pick, 2:]
+                short = (hi - lo).min(-1).values
+                # a rotated square reaches 0.71 x its side from its centre: keep it inside the strip
+                side[pick] = short * (0.3 + 0.4 * torch.rand(int(pick.sum()), device=dev, generator=gen))
+                reach = 0.71 * side[pick, None]
+                u = torch.rand(int(pick.sum()), 2, device=dev, generator=gen)
+                center[pick] = lo + reach + u * (hi - lo - 2 * reach).clamp_min(0)
+                angle[pick] = (torch.rand(int(pick.sum()), device=dev, generator=gen) * 2 - 1) * math.pi
     m = rect_matrices(center, side, angle, size)
     x = canvas.sample(idx, m, size)
     xy = to_crop_coords(lm[..., :2], m, size)
@@ -142,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
     ap.add_argument("--background-share", type=float, default=0.3,
                     help="share of the crops given a random background behind the hand")
+    ap.add_argument("--hand-free-share", type=float, default=0.1,
+                    help="share of the crops cut from the photos' teacher-verified hand-free strips "
+                         "(negatives for the presence head; needs a pack with hand_free)")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
     backgrounds = background_bank(args.input_size, seed=args.seed, device=dev)
     lm = torch.from_numpy(pool.landmarks).to(dev)
     right = torch.from_numpy(pool.right).to(dev)
+    hand_free = torch.from_numpy(pool.hand_free).to(dev)
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]
@@ -162,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.concatenate([rng.choice(train_real, batch - n_syn) if batch > n_syn else [],
                               rng.choice(train_syn, n_syn) if n_syn else []]).astype(np.int64)
         x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True,
-                          backgrounds=backgrounds, background_share=args.background_share)
+                          backgrounds=backgrounds, background_share=args.background_share,
+                          hand_free=hand_free, hand_free_share=args.hand_free_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
