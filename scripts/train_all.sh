@@ -22,3 +22,9 @@ for d in "$work"/*/; do
 done
 # one archive of the metrics logs (curves), so few files come back from a remote machine
 tar -C "$work" -cf "$out/metrics.tar" $(cd "$work" && ls -d */metrics.jsonl)
+# re-fit the presence head on hard negatives (the bundled detector's proposals on hand-free strips;
+# landmarks unchanged): export "$out/landmark224.presence.pt" as the landmark model
+if [ -f "$out/landmark224.best.pt" ]; then
+  python3 -m handsdk.train.presence --pack "$pack" --landmark "$out/landmark224.best.pt" \
+    --out "$out/landmark224.presence.pt" > "$out/presence.log" 2>&1 || echo "presence re-fit failed"
+fi
