@@ -41,8 +41,6 @@ from .landmark import make_batch
 from .loop import build_pool
 from .nets import LandmarkNet, _to_nchw_normalised
 
-SIZE = 224
-
 
 @torch.no_grad()
 def pooled_features(model: LandmarkNet, crops: torch.Tensor, batch: int = 128) -> torch.Tensor:
@@ -55,8 +53,8 @@ def pooled_features(model: LandmarkNet, crops: torch.Tensor, batch: int = 128) -
     return torch.cat(out) if out else torch.zeros(0, model.backbone.channels[-1])
 
 
-def _crops(image_bgr: np.ndarray, rects: list[RotatedRect]) -> list[np.ndarray]:
-    return [cv2.cvtColor(warp_crop(image_bgr, r, SIZE), cv2.COLOR_BGR2RGB) for r in rects]
+def _crops(image_bgr: np.ndarray, rects: list[RotatedRect], size: int) -> list[np.ndarray]:
+    return [cv2.cvtColor(warp_crop(image_bgr, r, size), cv2.COLOR_BGR2RGB) for r in rects]
 
 
 def _random_rects(width: int, height: int, n: int, rng: np.random.Generator) -> list[RotatedRect]:
@@ -79,6 +77,7 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
     the crops rebuilt from the landmarks read in each (the tracker's refinement), cut from the strip alone so that no part of the hand beside it leaks in. Other detector
     crops on the photo are not used: they may hold a second hand the label does not cover.
     """
+    size = fs.model.input_size
     for img, lm, free in zip(images, landmarks, hand_free, strict=True):
         hand = rect_from_landmarks(lm, tracker.crop_scale)
         pos = []
@@ -86,7 +85,7 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
             rect = det.rect(tracker.crop_scale)
             near = np.hypot(*np.subtract(rect.center, hand.center)) < 0.3 * hand.size[0]
             if near and 0.5 < rect.size[0] / hand.size[0] < 2.0:
-                pos += _crops(img, [replace(rect, angle=rect.angle + t) for t in turns])
+                pos += _crops(img, [replace(rect, angle=rect.angle + t) for t in turns], size)
         fs.add(pos, 1.0)
         if free[0] < 0:
             continue
@@ -98,7 +97,7 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
         # and the crop the tracker would read next: rebuilt from what it hallucinated there
         rects += [rect_from_landmarks(f["landmarks"], tracker.crop_scale)
                   for f in tracker._run_landmarks(strip, rects)]
-        fs.add(_crops(strip, rects), 0.0)
+        fs.add(_crops(strip, rects, size), 0.0)
 
 
 class FeatureSet:
@@ -133,19 +132,20 @@ def add_sampler_crops(fs: FeatureSet, pool, idx: np.ndarray, rounds: int, train:
     lm = torch.from_numpy(pool.landmarks[idx])
     right = torch.from_numpy(pool.right[idx])
     gen = torch.Generator().manual_seed(seed)
-    bank = background_bank(SIZE, seed=seed)
+    size = fs.model.input_size
+    bank = background_bank(size, seed=seed)
     order = torch.arange(len(idx))
     for _ in range(rounds):
         for s in range(0, len(idx), 128):
-            x, t = make_batch(canvas, lm, right, order[s:s + 128], SIZE, train,
+            x, t = make_batch(canvas, lm, right, order[s:s + 128], size, train,
                               neg_fraction=0.15 if train else 0.0, gen=gen, backgrounds=bank,
                               background_share=0.3 if train else 0.0)
             fs.add(x, t["presence"], t["presence_w"], t["right"])
 
 
-def texture_crops(n: int, seed: int) -> torch.Tensor:
+def texture_crops(n: int, size: int, seed: int) -> torch.Tensor:
     """Synthetic hand-free textures (the renderer's backgrounds), as crops."""
-    return background_bank(SIZE, n=n, seed=seed + 1).permute(0, 2, 3, 1).contiguous()
+    return background_bank(size, n=n, seed=seed + 1).permute(0, 2, 3, 1).contiguous()
 
 
 def fit_head(head: torch.nn.Module, feats: torch.Tensor, presence: torch.Tensor, weight: torch.Tensor,
@@ -202,7 +202,7 @@ def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds:
     add_detector_crops(fs, [pool.images[i] for i in real], pool.landmarks[real], pool.hand_free[real],
                        tracker, turns, np.random.default_rng(seed))
     if train:
-        fs.add(texture_crops(200, seed), 0.0)
+        fs.add(texture_crops(200, model.input_size, seed), 0.0)
     return fs.tensors()
 
 
@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     model, metrics = load_checkpoint(ckpt, "landmark")
     model = model.to(memory_format=torch.channels_last).eval()
     pool = build_pool(args.pack, args.synthetic, seed=args.seed)
+    if not (pool.hand_free[:, 0] >= 0).any():
+        print("warning: the pack has no teacher-verified hand-free strips (labels from an older "
+              "pseudolabel: add them with `python -m handsdk.train.pseudolabel --hand-free-only` and "
+              "rebuild the pack); negatives are only crops beside the hands and textures")
     tracker = Tracker({"tracker": {"min_detection_confidence": 0.05, "max_hands": 4}})
     turns = DETECTOR_ROTATIONS[max(DETECTOR_ROTATIONS)]
     t0 = time.time()
