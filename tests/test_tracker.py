@@ -188,3 +188,31 @@ def test_min_landmark_confidence_filters_hands():
         assert t.process(frame.image).hands
     with Tracker({"tracker": {"min_landmark_confidence": 1.0}}) as t:  # a sigmoid never reaches 1
         assert t.process(frame.image).hands == []
+
+
+def test_few_false_hands_on_real_hand_free_photo_strips(data_root):
+    """Held-out real photos with one human-drawn hand box: the strip beside the box (grown by a
+    third) holds no hand, and the tracker should rarely report one there. Measured: 5 of 30
+    (models 0.1.1) vs 14 of 30 before the presence head was re-fitted on hard negatives;
+    MediaPipe's rate on the teacher-verified strips is ~1 % (docs/models.md)."""
+    from handsdk.data import iter_photos
+    from handsdk.geometry import hand_free_region
+
+    found = []
+    with Tracker() as t:
+        for p in iter_photos(("gesture_counts", "asl_letters")):
+            boxes = p.path.parent.parent / "labels" / (p.path.stem + ".txt")
+            rows = boxes.read_text().split() if boxes.exists() else []
+            if p.split != "valid" or len(rows) != 5:  # exactly one hand box
+                continue
+            img = cv2.imread(str(p.path))
+            h, w = img.shape[:2]
+            cx, cy, bw, bh = (float(v) for v in rows[1:5])
+            corners = np.array([[(cx - bw / 2) * w, (cy - bh / 2) * h], [(cx + bw / 2) * w, (cy + bh / 2) * h]])
+            region = hand_free_region((w, h), corners)
+            if region is not None:
+                x0, y0, x1, y1 = region
+                found.append(bool(t.detect(np.ascontiguousarray(img[y0:y1, x0:x1]))))
+    if len(found) < 20:
+        pytest.skip(f"only {len(found)} hand-free strips in the shared photos")
+    assert np.mean(found) <= 0.25, f"a hand reported on {sum(found)} of {len(found)} hand-free strips"
