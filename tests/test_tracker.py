@@ -193,7 +193,7 @@ def test_min_landmark_confidence_filters_hands():
 def test_few_false_hands_on_real_hand_free_photo_strips(data_root):
     """Held-out real photos with one human-drawn hand box: the strip beside the box (grown by a
     third) holds no hand, and the tracker should rarely report one there. Measured: 5 of 30
-    (models 0.1.1) vs 14 of 30 before the presence head was re-fitted on hard negatives;
+    (models 0.1.1) vs 14 of 30 with the 0.1.0 landmark model, before its presence head was re-fitted;
     MediaPipe's rate on the teacher-verified strips is ~1 % (docs/models.md)."""
     from handsdk.data import iter_photos
     from handsdk.geometry import hand_free_region

@@ -41,7 +41,11 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         names.append(rec["label"])
         sets.append(rec["dataset"])
         region = rec.get("hand_free")  # teacher-verified hand-free strip (pseudolabel), or none
-        free.append(np.floor(np.asarray(region, np.float32) * s) if region else np.full(4, -1, np.float32))
+        if region:  # scaled inwards, so the strip stays clear of the hand
+            x0, y0, x1, y1 = np.asarray(region, np.float64) * s
+            free.append(np.array([np.ceil(x0), np.ceil(y0), np.floor(x1), np.floor(y1)], np.float32))
+        else:
+            free.append(np.full(4, -1, np.float32))
     offsets = np.cumsum([0] + [len(b) for b in blobs])
     np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
              landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
