@@ -68,14 +68,14 @@ def _random_rects(width: int, height: int, n: int, rng: np.random.Generator) -> 
 
 
 def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.ndarray, hand_free: np.ndarray,
-                       tracker, turns: tuple[float, ...], rng: np.random.Generator, random_per_strip: int = 6) -> None:
+                       tracker, turns: tuple[float, ...], rng: np.random.Generator, random_per_strip: int = 3) -> None:
     """Crops the tracker would see on real photos.
 
     Positives: the detector's crops on the photo whose centre is within 0.3 crop sides of the
     hand's own crop and whose size is within 2× of it, at every turn. Negatives: the detector's
-    proposals (every turn) and random crops on the photo's teacher-verified hand-free strip, and
-    the crops rebuilt from the landmarks read in each (the tracker's refinement), cut from the strip alone so that no part of the hand beside it leaks in. Other detector
-    crops on the photo are not used: they may hold a second hand the label does not cover.
+    proposals (every turn) and random crops on the photo's teacher-verified hand-free strip, cut
+    from the strip alone so that no part of the hand beside it leaks in. Other detector crops on
+    the photo are not used: they may hold a second hand the label does not cover.
     """
     size = fs.model.input_size
     for img, lm, free in zip(images, landmarks, hand_free, strict=True):
@@ -94,9 +94,6 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
         rects = [replace(r, angle=r.angle + t) for det in tracker._run_detector(strip)
                  for r in [det.rect(tracker.crop_scale)] for t in turns]
         rects += _random_rects(x1 - x0, y1 - y0, random_per_strip, rng)
-        # and the crop the tracker would read next: rebuilt from what it hallucinated there
-        rects += [rect_from_landmarks(f["landmarks"], tracker.crop_scale)
-                  for f in tracker._run_landmarks(strip, rects)]
         fs.add(_crops(strip, rects, size), 0.0)
 
 
