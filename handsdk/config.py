@@ -38,6 +38,8 @@ class TrackerConfig:
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
     detector_rotations: int = 2  # try each new detection's crop at 1, 2 (+180°) or 4 (+-90°) rotations
+    mirror_new: bool = True  # read each new hand (detect(), new detections in video) mirrored too, and average
+    mirror_tracked: bool = False  # the same for every tracked hand in every video frame (one more crop each)
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
 

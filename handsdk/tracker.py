@@ -147,18 +147,41 @@ class Tracker:
         return decode(heat[0, 0], geom[0], size, scale, offset,
                       self.config.tracker.min_detection_confidence, self.config.tracker.max_hands)
 
-    def _run_landmarks(self, bgr: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
+    def _run_landmarks(self, bgr: np.ndarray, rects: list[RotatedRect], mirror: bool = False) -> list[dict[str, Any]]:
+        """One landmark reading per rect (one batch); with ``mirror`` the crops are read mirrored
+        left-right and the answers mapped back (landmarks un-mirrored, handedness swapped)."""
         if not rects:
             return []
         size = self.landmark_spec.input_size
         crops = [cv2.cvtColor(warp_crop(bgr, r, size), cv2.COLOR_BGR2RGB) for r in rects]
+        if mirror:
+            crops = [c[:, ::-1] for c in crops]
         batch = np.stack(crops).astype(np.float32) * (1 / 255.0)
         lms, conf, presence, right = self._landmark(batch)[:4]
         out = []
         for i, rect in enumerate(rects):
-            out.append({"landmarks": crop_points_to_image(lms[i], rect), "confidence": conf[i],
-                        "presence": float(presence[i].ravel()[0]), "right": float(right[i].ravel()[0]),
-                        "rect": rect})
+            lm = np.array(lms[i], np.float32)
+            r = float(right[i].ravel()[0])
+            if mirror:
+                lm[:, 0] = 1.0 - lm[:, 0]
+                r = 1.0 - r
+            out.append({"landmarks": crop_points_to_image(lm, rect), "confidence": conf[i],
+                        "presence": float(presence[i].ravel()[0]), "right": r, "rect": rect})
+        return out
+
+    def _with_mirror(self, bgr: np.ndarray, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each reading averaged with a reading of its crop mirrored (``mirror_new``,
+        ``mirror_tracked``): landmarks weighted by their confidences; presence, confidences and
+        handedness averaged. Two views halve the model's own noise, and clutter it takes for a
+        hand is rarely still a hand mirrored (measured: docs/models.md)."""
+        out = []
+        for a, b in zip(found, self._run_landmarks(bgr, [f["rect"] for f in found], mirror=True), strict=True):
+            wa = np.asarray(a["confidence"], np.float64)[:, None] + 1e-6
+            wb = np.asarray(b["confidence"], np.float64)[:, None] + 1e-6
+            lm = (a["landmarks"] * wa + b["landmarks"] * wb) / (wa + wb)
+            out.append({**a, "landmarks": lm.astype(np.float32),
+                        "confidence": (np.asarray(a["confidence"]) + np.asarray(b["confidence"])) / 2,
+                        "presence": (a["presence"] + b["presence"]) / 2, "right": (a["right"] + b["right"]) / 2})
         return out
 
     def _run_landmarks_on_detections(self, bgr: np.ndarray, rects: list[RotatedRect]) -> list[dict[str, Any]]:
@@ -214,7 +237,8 @@ class Tracker:
 
         The detector proposes crops; the landmark model reads each (at ``detector_rotations``
         turns) and, with ``refine_still``, once more on the crop rebuilt from its own landmarks;
-        then readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
+        with ``mirror_new`` the final crop is read again averaged with its mirror image; then
+        readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
         """
         bgr = as_bgr(image)
         t = self.config.tracker
@@ -227,6 +251,8 @@ class Tracker:
                 again = self._run_landmarks(bgr, [rect_from_landmarks(f["landmarks"], self.crop_scale)
                                                   for f in found])
                 found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
+            if t.mirror_new and found:
+                found = self._with_mirror(bgr, found)
         found = [f for f in found if self._is_hand(f)]
         found = self._dedupe(found)[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
@@ -302,8 +328,13 @@ class Tracker:
         else:
             tracked = [c for c in candidates if c.track is not None]
             new = [c for c in candidates if c.track is None]
-            found = (self._run_landmarks(bgr, [c.rect for c in tracked])
-                     + self._run_landmarks_on_detections(bgr, [c.rect for c in new]))
+            fresh = self._run_landmarks_on_detections(bgr, [c.rect for c in new])
+            if cfg.mirror_new and fresh:
+                fresh = self._with_mirror(bgr, fresh)
+            held = self._run_landmarks(bgr, [c.rect for c in tracked])
+            if cfg.mirror_tracked and held:
+                held = self._with_mirror(bgr, held)
+            found = held + fresh
             for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
         found = [f for f in found if self._is_hand(f)]
