@@ -60,8 +60,13 @@ class Sample:
     augmented: int = 0  # 0: the photo itself (or its mirror); k > 0: k-th random affine copy
 
 
-def _model_key() -> str:
-    """A short hash of the tracker's bundled model files (what extraction depends on)."""
+def _extraction_key() -> str:
+    """A short hash of what extraction depends on: the bundled model files and the tracker's
+    settings (a tracker change such as ``mirror_new`` changes the landmarks as much as new
+    weights do)."""
+    from dataclasses import asdict
+
+    from handsdk.config import TrackerConfig
     from handsdk.models import bundled_models_dir
 
     h = hashlib.sha1()
@@ -71,6 +76,7 @@ def _model_key() -> str:
         if p.is_file():
             st = p.stat()
             h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(repr(sorted(asdict(TrackerConfig(max_hands=MAX_HANDS)).items())).encode())
     return h.hexdigest()[:10]
 
 
@@ -209,7 +215,7 @@ def cached_samples(name: str, photos: Sequence[Photo], flips: bool = True, refre
     h = hashlib.sha1()
     for ph in photos:
         h.update(f"{ph.path}|{ph.label}|{ph.split}\n".encode())
-    h.update(f"flips={flips}|models={_model_key()}".encode())
+    h.update(f"flips={flips}|models={_extraction_key()}".encode())
     if augment:
         h.update(f"|augment={augment}".encode())
     path = cache_dir() / f"sign_landmarks_{name}_{h.hexdigest()[:12]}.npz"
