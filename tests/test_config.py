@@ -90,6 +90,8 @@ def test_unknown_tracker_key_in_a_file(tmp_path):
     ("min_presence_confidence", None, "min_presence_confidence must be float, got NoneType None"),
     ("mirrored", "yes", "mirrored must be bool, got str 'yes'"),
     ("mirrored", 1, "mirrored must be bool, got int 1"),
+    ("mirror_new", "yes", "mirror_new must be bool, got str 'yes'"),
+    ("mirror_tracked", 1, "mirror_tracked must be bool, got int 1"),
     ("fps", True, "fps must be float, got bool True"),
     ("detector_interval", 1.0, "detector_interval must be int, got float 1.0"),
 ])
