@@ -172,7 +172,7 @@ class Tracker:
     def _with_mirror(self, bgr: np.ndarray, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each reading averaged with a reading of its crop mirrored (``mirror_new``,
         ``mirror_tracked``): landmarks weighted by their confidences; presence, confidences and
-        handedness averaged. Two views halve the model's own noise, and clutter it takes for a
+        handedness averaged. Two views lower the model's own error, and clutter it takes for a
         hand is rarely still a hand mirrored (measured: docs/models.md)."""
         out = []
         for a, b in zip(found, self._run_landmarks(bgr, [f["rect"] for f in found], mirror=True), strict=True):
