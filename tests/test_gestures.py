@@ -396,7 +396,26 @@ def test_one_counts_only_with_the_index_up():
     assert gesture_eval.expected_gesture(side)[1] is None
 
 
-LABELS = gesture_eval.default_labels_path()
+@pytest.fixture(scope="module")
+def teacher_rows(data_root) -> list[dict]:
+    """MediaPipe's (the teacher's) landmarks on the mapped photos: from the labels file when there
+    is one (``python -m handsdk.train.pseudolabel``), else labelled here from ``../shared/teacher``
+    (every 2nd photo, to stay fast); a skip only when neither teacher nor its runtime is there."""
+    labels = gesture_eval.default_labels_path()
+    if labels is not None:
+        return gesture_eval.load_rows(labels)
+    from handsdk.data import iter_photos, teacher_root
+
+    root = teacher_root()
+    if root is None:
+        pytest.skip("no labels file and no ../shared/teacher (MediaPipe's TFLite models) to make one")
+    pytest.importorskip("ai_edge_litert", reason="the teacher runs on ai-edge-litert (pip install handsdk[tflite])")
+    from handsdk.train.pseudolabel import label_photo
+    from handsdk.train.teacher import MediaPipeTeacher
+
+    teacher = MediaPipeTeacher(root)
+    photos = [p for ds in sorted({d for d, _ in gesture_eval.MAPPING}) for p in list(iter_photos((ds,)))[::2]]
+    return [r for r in (label_photo(teacher, p, hand_free=False) for p in photos) if r is not None]
 
 
 def test_accuracy_end_to_end_with_our_tracker(data_root):
@@ -408,12 +427,11 @@ def test_accuracy_end_to_end_with_our_tracker(data_root):
     assert rep.overall >= 0.90, gesture_eval.format_report(rep)
 
 
-@pytest.mark.skipif(LABELS is None, reason="no real-photo labels file (set HANDSDK_LABELS or run "
-                                           "python -m handsdk.train.pseudolabel)")
-def test_accuracy_on_real_photos():
-    rep = gesture_eval.evaluate(gesture_eval.load_rows(LABELS))
-    if rep.total < 100:
-        pytest.skip(f"{LABELS} has only {rep.total} photos of the mapped classes")
+def test_accuracy_on_real_photos(teacher_rows):
+    """The rules on MediaPipe's landmarks: what the recognizer scores when the landmarks are
+    right (97.6 % on all 1,312 scored photos, docs)."""
+    rep = gesture_eval.evaluate(teacher_rows)
+    assert rep.total >= 300, f"only {rep.total} teacher-labelled photos of the mapped classes"
     print(gesture_eval.format_report(rep))
     assert rep.overall >= 0.95, gesture_eval.format_report(rep)
     for cls in rep.per_class:

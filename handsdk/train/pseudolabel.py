@@ -44,7 +44,10 @@ def _box_candidates(photo, image: np.ndarray) -> list[RotatedRect]:
     return rects
 
 
-def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9) -> dict | None:
+def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9,
+                hand_free: bool = True) -> dict | None:
+    """The teacher's record of one photo, or None where it is not confident; ``hand_free=False``
+    skips the strip check (three more teacher runs) when only the hand is wanted."""
     image = cv2.imread(str(photo.path))
     if image is None:
         return None
@@ -61,7 +64,8 @@ def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9) -> 
         "path": str(photo.path), "dataset": photo.dataset, "split": photo.split,
         "group": photo.group, "label": photo.label, "size": [image.shape[1], image.shape[0]],
         "landmarks": np.round(best.landmarks, 2).tolist(), "presence": round(best.presence, 4),
-        "right": round(best.right, 4), "hand_free": verified_hand_free(teacher, image, best.landmarks),
+        "right": round(best.right, 4),
+        "hand_free": verified_hand_free(teacher, image, best.landmarks) if hand_free else None,
     }
 
 
