@@ -47,7 +47,7 @@ def _box_candidates(photo, image: np.ndarray) -> list[RotatedRect]:
 def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9,
                 hand_free: bool = True) -> dict | None:
     """The teacher's record of one photo, or None where it is not confident; ``hand_free=False``
-    skips the strip check (three more teacher runs) when only the hand is wanted."""
+    skips the strip check (the teacher run once more on the strip) when only the hand is wanted."""
     image = cv2.imread(str(photo.path))
     if image is None:
         return None
