@@ -136,7 +136,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             samples = [s for s in samples if s.meta.get("dataset") in args.datasets]
         if args.limit:
             samples = samples[: args.limit]
-        results = ev.evaluate_images(samples, tracker, teacher)
+        results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
     else:
         print("error: give --images REFERENCE or --video VIDEO --reference JSON", file=sys.stderr)
         return 2
@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", help="only records of this split (e.g. valid)")
     p.add_argument("--datasets", nargs="*", help="only records of these datasets")
     p.add_argument("--limit", type=int)
+    p.add_argument("--perturb", choices=("small", "tight", "rot90", "dark", "blur"),
+                   help="score the photos made harder (hand small in a large frame, cropped tight, "
+                        "turned 90°, low light, motion blur), the reference moved along")
     p.add_argument("--config")
     p.add_argument("--no-mediapipe", action="store_true", help="skip MediaPipe's TFLite models")
     p.add_argument("--mediapipe-variant", default="full", choices=("full", "lite"))

@@ -11,6 +11,11 @@ than chance) and the mean confidence of correct and of wrong landmarks. End to e
 largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
 framed too tightly have none), run through the same pipeline.
 
+``perturb`` (``handsdk eval --perturb NAME``) scores the same photos made harder, with the
+reference moved along — :data:`PERTURBATIONS`: the hand small in a frame three times larger,
+cropped tight to the hand, turned 90°, in low light with sensor noise, or motion-blurred — to
+measure how the models generalise beyond the conditions of the photos they were trained on.
+
 Reference formats: a JSONL with ``path`` and ``landmarks`` per line (what
 ``handsdk.train.pseudolabel`` writes), a COCO keypoints JSON (21 keypoints per annotation),
 or a folder of images each with a ``<stem>.json`` holding ``{"landmarks": [[x, y], …]}``.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +119,63 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
     raise ConfigError(f"{ref}: expected a .jsonl of {{path, landmarks}}, a COCO keypoints JSON, or a folder")
 
 
+def _small(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
+    """The photo pasted at a random place into a frame 3× its size, whose background is the
+    photo itself enlarged and blurred past recognition: the hand a third of its size in the frame."""
+    h, w = img.shape[:2]
+    big = cv2.resize(img, (3 * w, 3 * h), interpolation=cv2.INTER_LINEAR)
+    canvas = cv2.GaussianBlur(big, (0, 0), 0.05 * max(big.shape[:2]))
+    ox, oy = int(rng.integers(0, 2 * w + 1)), int(rng.integers(0, 2 * h + 1))
+    canvas[oy:oy + h, ox:ox + w] = img
+    return canvas, ref + np.array([ox, oy, 0][: ref.shape[1]], np.float32)
+
+
+def _tight(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
+    """Cropped to the reference box grown 1.15×: fingers at the border, no room around the hand."""
+    h, w = img.shape[:2]
+    (x0, y0), (x1, y1) = ref[:, :2].min(0), ref[:, :2].max(0)
+    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.15 / 2
+    a0, b0, a1, b1 = int(max(0, cx - s)), int(max(0, cy - s)), int(min(w, cx + s)), int(min(h, cy + s))
+    if min(a1 - a0, b1 - b0) < 32:
+        return None
+    return np.ascontiguousarray(img[b0:b1, a0:a1]), ref - np.array([a0, b0, 0][: ref.shape[1]], np.float32)
+
+
+def _rot90(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
+    """Turned 90° clockwise (a phone held sideways)."""
+    out = ref.copy()
+    out[:, 0], out[:, 1] = img.shape[0] - 1 - ref[:, 1], ref[:, 0]
+    return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE), out
+
+
+def _dark(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
+    """Low light: gamma 2.2, 60 % exposure, Gaussian sensor noise (σ = 6 levels)."""
+    x = 255 * (img / 255.0) ** 2.2 * 0.6 + rng.normal(0, 6, img.shape)
+    return np.clip(x, 0, 255).astype(np.uint8), ref
+
+
+def _blur(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
+    """Horizontal motion blur over 8 % of the hand's size."""
+    k = max(3, int(0.08 * hand_scale(ref)) | 1)
+    kernel = np.zeros((k, k), np.float32)
+    kernel[k // 2] = 1.0 / k
+    return cv2.filter2D(img, -1, kernel), ref
+
+
+Perturbation = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray] | None]
+PERTURBATIONS: dict[str, Perturbation] = {
+    "small": _small, "tight": _tight, "rot90": _rot90, "dark": _dark, "blur": _blur,
+}
+
+
+def perturb_sample(name: str, img: np.ndarray, ref: np.ndarray, index: int):
+    """``(image, reference)`` made harder by the perturbation ``name`` (seeded by the sample's
+    index, so runs repeat), or ``None`` where it does not apply (a photo too small to crop)."""
+    if name not in PERTURBATIONS:
+        raise ConfigError(f"unknown perturbation {name!r}; accepted: {', '.join(PERTURBATIONS)}")
+    return PERTURBATIONS[name](img, np.asarray(ref, np.float32), np.random.default_rng(index))
+
+
 def hand_scale(ref: np.ndarray) -> float:
     xy = ref[:, :2]
     return float(max(np.ptp(xy, axis=0).max(), 1.0))
@@ -205,20 +267,29 @@ class TeacherCropModel:
         return self.t.landmarks_in(bgr, self.t.roi_from_landmarks(ref)).landmarks
 
 
-def evaluate_images(samples: list[Sample], tracker, teacher=None) -> dict[str, dict[str, Any]]:
-    """Crop-level (same reference crop) and end-to-end scores for handsdk and the teacher."""
+def evaluate_images(samples: list[Sample], tracker, teacher=None,
+                    perturb: str | None = None) -> dict[str, dict[str, Any]]:
+    """Crop-level (same reference crop) and end-to-end scores for handsdk and the teacher;
+    with ``perturb`` (a name in :data:`PERTURBATIONS`) on the photos made harder."""
+    if perturb is not None and perturb not in PERTURBATIONS:
+        raise ConfigError(f"unknown perturbation {perturb!r}; accepted: {', '.join(PERTURBATIONS)}")
     scores = {k: Scores(k) for k in ("handsdk_crop", "handsdk_e2e")}
     if teacher is not None:
         scores.update({k: Scores(k) for k in ("mediapipe_crop", "mediapipe_e2e")})
     ours_crop = OurCropModel(tracker)
     unreadable = []
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
-    for s in samples:
+    for i, s in enumerate(samples):
         img = cv2.imread(str(s.image_path))
         if img is None:
             unreadable.append(s.image_path)
             continue
         ref = s.landmarks
+        if perturb is not None:
+            done = perturb_sample(perturb, img, ref, i)
+            if done is None:
+                continue
+            img, ref = done
         crop_lm, crop_conf = ours_crop(img, ref)
         scores["handsdk_crop"].add(crop_lm, ref, crop_conf)
         _add_hands(scores["handsdk_e2e"], tracker.detect(img), ref)
