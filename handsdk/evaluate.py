@@ -168,12 +168,16 @@ PERTURBATIONS: dict[str, Perturbation] = {
 }
 
 
+def _perturbation(name: str) -> Perturbation:
+    if name not in PERTURBATIONS:
+        raise ConfigError(f"unknown perturbation {name!r}; accepted: {', '.join(PERTURBATIONS)}")
+    return PERTURBATIONS[name]
+
+
 def perturb_sample(name: str, img: np.ndarray, ref: np.ndarray, index: int):
     """``(image, reference)`` made harder by the perturbation ``name`` (seeded by the sample's
     index, so runs repeat), or ``None`` where it does not apply (a photo too small to crop)."""
-    if name not in PERTURBATIONS:
-        raise ConfigError(f"unknown perturbation {name!r}; accepted: {', '.join(PERTURBATIONS)}")
-    return PERTURBATIONS[name](img, np.asarray(ref, np.float32), np.random.default_rng(index))
+    return _perturbation(name)(img, np.asarray(ref, np.float32), np.random.default_rng(index))
 
 
 def hand_scale(ref: np.ndarray) -> float:
@@ -271,8 +275,8 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
                     perturb: str | None = None) -> dict[str, dict[str, Any]]:
     """Crop-level (same reference crop) and end-to-end scores for handsdk and the teacher;
     with ``perturb`` (a name in :data:`PERTURBATIONS`) on the photos made harder."""
-    if perturb is not None and perturb not in PERTURBATIONS:
-        raise ConfigError(f"unknown perturbation {perturb!r}; accepted: {', '.join(PERTURBATIONS)}")
+    if perturb is not None:
+        _perturbation(perturb)  # a wrong name fails before any photo is read
     scores = {k: Scores(k) for k in ("handsdk_crop", "handsdk_e2e")}
     if teacher is not None:
         scores.update({k: Scores(k) for k in ("mediapipe_crop", "mediapipe_e2e")})
