@@ -135,3 +135,35 @@ def test_hand_free_crops_stay_inside_their_strip():
     outside = ((t["xy"][picked] < 0) | (t["xy"][picked] > 1)).any(-1)
     assert outside.all()
     assert (t["presence"][~picked] == 1).all()  # the photo without a strip keeps its hand crops
+
+
+def test_detector_turn_share_turns_photo_framed_hands():
+    """``--turn``: frames that keep the photo's framing are turned a quarter or half turn whole,
+    so an upright hand also appears sideways and upside down — and stays inside the frame."""
+    import torch
+
+    from handsdk.train.augment import Canvas, background_bank, hand_frame
+    from handsdk.train.detector import make_batch
+
+    img = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0] = 100 + np.linspace(-30, 30, 21)
+    lm[:, 1] = np.linspace(170, 40, 21)  # wrist at the bottom, fingers up
+    lm[9, :2] = (100, 90)  # middle MCP straight above the wrist
+    canvas = Canvas([img], torch.device("cpu"))
+    lms = torch.from_numpy(lm[None])
+    idx = torch.zeros(256, dtype=torch.long)
+    bg = background_bank(96, n=4)
+
+    def angles(turn: float):
+        gen = torch.Generator().manual_seed(3)
+        _, hands = make_batch(canvas, lms, idx, idx, bg, 96, gen=gen, full_circle=0.0, turn=turn)
+        one = torch.isnan(hands[:, 1]).any(-1).any(-1)  # two-hand mosaics turn each hand anyway
+        a, center, _ = hand_frame(hands[one, 0])
+        assert ((center > -1) & (center < 97)).all()  # the hand stays in the frame
+        return a.abs()
+
+    upright, turned = angles(0.0), angles(1.0)
+    assert (upright < 1.2).float().mean() > 0.97  # near upright without it (σ 0.35 rad re-framed)
+    share = (turned > 1.2).float().mean()
+    assert 0.2 < share < 0.45, share  # the photo-framed third, turned

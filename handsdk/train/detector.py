@@ -38,15 +38,20 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
     return canvas.sample(idx, m, size), m
 
 
-def make_batch(canvas, lm, idx, idx2, bg, size, gen=None):
-    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands)."""
+def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0):
+    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands).
+
+    Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
+    ``turn`` of the frames that keep the photo's own framing are turned a quarter or half turn
+    whole, as a phone held sideways or upside down gives them — without it the detector learns
+    that hands point up (its wrist → knuckle direction then errs more on turned photos)."""
     dev = canvas.device
     b = idx.shape[0]
 
     def r(*shape):
         return torch.rand(*shape, device=dev, generator=gen)
 
-    full = r(b) < 0.5
+    full = r(b) < full_circle
     angle = torch.where(full, (r(b) - 0.5) * 2 * math.pi, torch.randn(b, device=dev, generator=gen) * 0.35)
     frac = torch.exp(math.log(0.12) + r(b) * (math.log(0.85) - math.log(0.12)))
     margin = frac * size * 0.4
@@ -60,7 +65,11 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None):
         zoom = size / wh.max(-1).values * (0.8 + 0.3 * r(n))
         frac[natural] = h_side * zoom / size
         cxy[natural] = (h_center - wh / 2) * zoom[:, None] + size / 2 + (r(n, 2) - 0.5) * 0.1 * size
-        angle[natural] = torch.randn(n, device=dev, generator=gen) * 0.15
+        quarter = (torch.randint(1, 4, (n,), device=dev, generator=gen) * (r(n) < turn)).float() * (math.pi / 2)
+        c, s = torch.cos(quarter), torch.sin(quarter)  # the whole frame turned about its centre
+        v = cxy[natural] - size / 2
+        cxy[natural] = size / 2 + torch.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
+        angle[natural] = quarter + torch.randn(n, device=dev, generator=gen) * 0.15
     x, m = _frames(canvas, lm, idx, size, frac, cxy, angle, upright=~natural)
     pts = [to_crop_coords(lm[idx, :, :2], m, size) * size]
     # two-hand mosaics: left half from one frame, right half from another
@@ -176,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/detector")
     add_common_arguments(ap, minutes=20.0, input_size=192, batch_help="0: 128 on a GPU, 32 on a CPU", seed=1)
+    ap.add_argument("--full-circle", type=float, default=0.5,
+                    help="share of the re-framed hands turned to any angle (the rest near upright)")
+    ap.add_argument("--turn", type=float, default=0.0,
+                    help="share of the photo-framed frames turned a quarter or half turn whole")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=128, cpu_batch=32)
     canvas = Canvas(pool.images, dev)
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
-        x, hands = make_batch(canvas, lm, i1, i2, bg, size)
+        x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn)
         heat_t, geom_t, mask = targets(hands, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)
