@@ -65,11 +65,13 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
         zoom = size / wh.max(-1).values * (0.8 + 0.3 * r(n))
         frac[natural] = h_side * zoom / size
         cxy[natural] = (h_center - wh / 2) * zoom[:, None] + size / 2 + (r(n, 2) - 0.5) * 0.1 * size
-        quarter = (torch.randint(1, 4, (n,), device=dev, generator=gen) * (r(n) < turn)).float() * (math.pi / 2)
-        c, s = torch.cos(quarter), torch.sin(quarter)  # the whole frame turned about its centre
-        v = cxy[natural] - size / 2
-        cxy[natural] = size / 2 + torch.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
-        angle[natural] = quarter + torch.randn(n, device=dev, generator=gen) * 0.15
+        angle[natural] = torch.randn(n, device=dev, generator=gen) * 0.15
+        if turn > 0:
+            quarter = (torch.randint(1, 4, (n,), device=dev, generator=gen) * (r(n) < turn)).float() * (math.pi / 2)
+            c, s = torch.cos(quarter), torch.sin(quarter)  # the whole frame turned about its centre
+            v = cxy[natural] - size / 2
+            cxy[natural] = size / 2 + torch.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
+            angle[natural] = angle[natural] + quarter
     x, m = _frames(canvas, lm, idx, size, frac, cxy, angle, upright=~natural)
     pts = [to_crop_coords(lm[idx, :, :2], m, size) * size]
     # two-hand mosaics: left half from one frame, right half from another
