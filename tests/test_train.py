@@ -28,6 +28,10 @@ def test_train_resume_and_export(tmp_path):
     rows = [json.loads(x) for x in (lm_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] > first[-1]["step"] and rows[-1]["elapsed_s"] > first[-1]["elapsed_s"]
     assert detector.main(["--workdir", str(det_dir), "--minutes", "0.05", *common]) == 0
+    det = [json.loads(x) for x in (det_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    # best.pt is picked on upright and quarter-turned held-out photos alike
+    assert det["found"] == pytest.approx((det["found_upright"] + det["found_turned"]) / 2)
+    assert {"angle_err_upright_deg", "angle_err_turned_deg"} <= det.keys()
 
     out = tmp_path / "models"
     assert export.main(["--landmark", str(lm_dir / "best.pt"), "--detector", str(det_dir / "best.pt"),
