@@ -171,3 +171,37 @@ def test_detector_turn_share_turns_photo_framed_hands():
     assert (upright < 1.2).float().mean() > 0.97  # near upright without it (σ 0.35 rad re-framed)
     share = (turned > 1.2).float().mean()
     assert 0.2 < share < 0.45, share  # the photo-framed third, turned
+
+
+def test_detector_hand_free_frames_show_only_the_strip_and_no_hand():
+    """``--hand-free-share``: a share of the detector's frames is cut wholly inside a photo's
+    hand-free strip, turned any quarter turn, with no hand to find (an all-zero heatmap target)."""
+    import torch
+
+    from handsdk.train.augment import Canvas, background_bank
+    from handsdk.train.detector import make_batch, strip_frames, targets
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    img[:, 170:] = 200  # the strip; the hand lies left of it
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0] = np.linspace(20, 120, 21)
+    lm[:, 1] = np.linspace(160, 40, 21)
+    canvas = Canvas([img], torch.device("cpu"))
+    strip = torch.tensor([[170, 0, 400, 200]])
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.zeros(64, dtype=torch.long)
+    frames = strip_frames(canvas, idx, strip.expand(64, 4).float(), 48, gen)
+    assert frames.min() > 0.7  # nothing from outside the strip (200 / 255 = 0.78 inside)
+    held_out = strip_frames(canvas, idx[:1], strip.float(), 48, train=False)
+    assert held_out.min() > 0.7
+
+    bg = background_bank(48, n=4)
+    lms = torch.from_numpy(lm[None])
+    for share, lo, hi in ((0.0, 0.0, 0.0), (1.0, 0.55, 0.8)):
+        _, hands = make_batch(canvas, lms, idx, idx, bg, 48, gen=torch.Generator().manual_seed(1),
+                              hand_free=strip, free_idx=torch.tensor([0]), hand_free_share=share)
+        empty = torch.isnan(hands).all(-1).all(-1).all(-1)
+        assert lo <= empty.float().mean() <= hi  # every frame but the two-hand mosaics, or none
+        heat, _, mask = targets(hands, 48)
+        assert heat[empty].sum() == 0 and mask[empty].sum() == 0
+        assert (heat[~empty].flatten(1).max(-1).values == 1).all()

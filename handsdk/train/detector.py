@@ -38,13 +38,19 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
     return canvas.sample(idx, m, size), m
 
 
-def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0):
-    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands).
+def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0,
+               hand_free: torch.Tensor | None = None, free_idx: torch.Tensor | None = None,
+               hand_free_share: float = 0.0):
+    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands; NaN: none).
 
     Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
     ``turn`` of the frames that keep the photo's own framing are turned a quarter or half turn
     whole, as a phone held sideways or upside down gives them — without it the detector learns
-    that hands point up (its wrist → knuckle direction then errs more on turned photos)."""
+    that hands point up (its wrist → knuckle direction then errs more on turned photos).
+    ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (-1: none); with
+    ``hand_free_share`` > 0 that share of the frames shows only clutter from the strip of a photo
+    drawn from ``free_idx`` — the lamp bases, door handles and sleeves the detector otherwise
+    proposes as hands — with no hand to find."""
     dev = canvas.device
     b = idx.shape[0]
 
@@ -94,12 +100,37 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
         second = torch.full_like(pts[0], float("nan"))
         second[mosaic] = p2
         pts.append(second)
+    if hand_free is not None and free_idx is not None and len(free_idx) and hand_free_share > 0:
+        pick = ~mosaic & (r(b) < hand_free_share)
+        if pick.any():
+            src = free_idx[torch.randint(0, len(free_idx), (int(pick.sum()),), device=dev, generator=gen)]
+            x[pick] = strip_frames(canvas, src, hand_free[src].float(), size, gen)
+            pts = [torch.where(pick[:, None, None], float("nan"), p) for p in pts]
     # random backgrounds where the frame falls outside the photo
     empty = (x.sum(1, keepdim=True) == 0).float()
     use_bg = (r(b, 1, 1, 1) < 0.7).float()
     x = x + empty * use_bg * bg[torch.randint(0, bg.shape[0], (b,), device=dev, generator=gen)]
     x = photometric(x, gen)
     return x.permute(0, 2, 3, 1).contiguous(), torch.stack(pts, 1)  # (B, H≤2, 21, 2)
+
+
+def strip_frames(canvas, idx, strip, size, gen=None, train: bool = True):
+    """Frames cut wholly inside hand-free strips (x0, y0, x1, y1): a square of 0.4–0.9 × the strip's
+    short side turned a multiple of 90° (± 6°), or its largest upright square at the centre when
+    not ``train`` — so no part of the hand beside the strip is ever in the frame."""
+    dev = canvas.device
+    n = idx.shape[0]
+    lo, hi = strip[:, :2], strip[:, 2:]
+    short = (hi - lo).min(-1).values
+    if not train:
+        return canvas.sample(idx, rect_matrices((lo + hi) / 2, short, torch.zeros(n, device=dev), size), size)
+    side = short * (0.4 + 0.5 * torch.rand(n, device=dev, generator=gen))
+    angle = (torch.randint(0, 4, (n,), device=dev, generator=gen) * (math.pi / 2)
+             + (torch.rand(n, device=dev, generator=gen) * 2 - 1) * 0.1)
+    reach = side / 2 * (angle.cos().abs() + angle.sin().abs())  # half the turned square's extent
+    u = torch.rand(n, 2, device=dev, generator=gen)
+    center = lo + reach[:, None] + u * (hi - lo - 2 * reach[:, None]).clamp_min(0)
+    return canvas.sample(idx, rect_matrices(center, side, angle, size), size)
 
 
 def targets(hands: torch.Tensor, size: int):
@@ -148,12 +179,21 @@ def losses(heat_logit, geom_pred, heat_t, geom_t, mask):
 
 
 @torch.no_grad()
-def validate(model, canvas, lm, idx, size):
+def validate(model, canvas, lm, idx, size, hand_free: torch.Tensor | None = None):
     """On letterboxed held-out photos, as they are and turned a quarter turn (the tracker meets
     both): share found (centre within 0.25 side, side within ±30 %) and the mean angle error of the
-    found ones. ``found`` — what picks ``best.pt`` — is the mean over the two."""
+    found ones. ``found`` — what picks ``best.pt`` — is the mean over the two. With ``hand_free``
+    also ``false_found``: the share of the held-out photos' hand-free strips with a peak > 0.3."""
     model.eval()
     out = {}
+    if hand_free is not None:
+        strip = hand_free[idx].float()
+        with_strip = idx[strip[:, 0] >= 0]
+        if len(with_strip):
+            peaks = [model(strip_frames(canvas, with_strip[s:s + 128], hand_free[with_strip[s:s + 128]].float(),
+                                        size, train=False).permute(0, 2, 3, 1).contiguous())[0]
+                     .flatten(1).max(-1).values for s in range(0, len(with_strip), 128)]
+            out["false_found"] = float((torch.cat(peaks) > 0.3).float().mean())
     for name, turn in (("upright", 0.0), ("turned", math.pi / 2)):
         found, ang_err = [], []
         for s in range(0, len(idx), 128):
@@ -194,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of the re-framed hands turned to any angle (the rest near upright)")
     ap.add_argument("--turn", type=float, default=0.0,
                     help="share of the photo-framed frames turned a quarter or half turn whole")
+    ap.add_argument("--hand-free-share", type=float, default=0.0,
+                    help="share of the frames cut from teacher-verified hand-free strips: clutter, no hand "
+                         "(needs a pack with hand_free)")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=128, cpu_batch=32)
     canvas = Canvas(pool.images, dev)
@@ -203,12 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     train_idx = np.where(~pool.valid)[0]
     val = np.where(pool.valid & ~pool.synthetic)[0]
     val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)
+    hand_free = torch.from_numpy(pool.hand_free).to(dev)
+    free_idx = torch.from_numpy(train_idx[pool.hand_free[train_idx, 0] >= 0]).to(dev)
+    if args.hand_free_share > 0 and not len(free_idx):
+        raise SystemExit("--hand-free-share needs a pack with hand_free strips "
+                         "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
     tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
-        x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn)
+        x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn,
+                               hand_free=hand_free, free_idx=free_idx, hand_free_share=args.hand_free_share)
         heat_t, geom_t, mask = targets(hands, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)
@@ -216,13 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         tr.update(loss)
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):
-            metrics = validate(tr.ema, canvas, lm, val_idx, size)
+            metrics = validate(tr.ema, canvas, lm, val_idx, size, hand_free)
             better = tr.checkpoint({"loss": float(loss.detach()), **metrics}, "found")
             print(f"  val found {metrics['found_upright']:.4f} upright, {metrics['found_turned']:.4f} turned; "
-                  f"angle err {metrics['angle_err_upright_deg']:.1f}° / {metrics['angle_err_turned_deg']:.1f}° "
+                  f"angle err {metrics['angle_err_upright_deg']:.1f}° / {metrics['angle_err_turned_deg']:.1f}°; "
+                  f"peaks on {metrics.get('false_found', float('nan')):.3f} of hand-free strips "
                   f"{'(best)' if better else ''}", flush=True)
     plot_curves(tr.log_path, args.workdir / "curves.png",
-                ["loss", "found_upright", "found_turned", "angle_err_upright_deg", "angle_err_turned_deg"])
+                ["loss", "found_upright", "found_turned", "angle_err_upright_deg", "angle_err_turned_deg",
+                 "false_found"])
     print(f"done: best found {tr.best:.4f}; weights in {args.workdir / 'best.pt'}")
     return 0
 
