@@ -27,7 +27,7 @@ def test_train_resume_and_export(tmp_path):
                           *common]) == 0
     rows = [json.loads(x) for x in (lm_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] > first[-1]["step"] and rows[-1]["elapsed_s"] > first[-1]["elapsed_s"]
-    assert detector.main(["--workdir", str(det_dir), "--minutes", "0.05", *common]) == 0
+    assert detector.main(["--workdir", str(det_dir), "--minutes", "0.05", "--input-size", "160", *common]) == 0
     det = [json.loads(x) for x in (det_dir / "metrics.jsonl").read_text().splitlines()][-1]
     # best.pt is picked on upright and quarter-turned held-out photos alike
     assert det["found"] == pytest.approx((det["found_upright"] + det["found_turned"]) / 2)
@@ -38,13 +38,14 @@ def test_train_resume_and_export(tmp_path):
                         "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"]["landmark"]["input_size"] == 128
+    assert manifest["models"]["detector"]["input_size"] == 160  # exported at the size it was trained at
     assert {"onnx", "onnx_int8", "torch"} <= manifest["models"]["landmark"]["files"].keys()
     frame = next(iter(synthetic_clip(1))).image
     for cfg in ({}, {"backend": {"name": "torch"}}, {"models": {"variant": "int8"}}):
         cfg = {**cfg, "models": {**cfg.get("models", {}), "manifest": str(out / "manifest.json")}}
         with Tracker(cfg) as t:
             assert isinstance(t.detect(frame), list)  # an untrained model: runs, finds what it finds
-            assert t.landmark_spec.input_size == 128
+            assert t.landmark_spec.input_size == 128 and t.detector_spec.input_size == 160
     # the bundled manifest is untouched
     assert not np.isnan(Tracker().detect(frame)[0].landmarks).any()
     shutil.rmtree(tmp_path)

@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hand_free_share > 0 and not len(free_idx):
         raise SystemExit("--hand-free-share needs a pack with hand_free strips "
                          "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
-    tr = Trainer(DetectorNet(), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
+    tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
+                 arch={"input_size": size})
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)

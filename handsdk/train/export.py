@@ -29,8 +29,8 @@ def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
     arch = state.get("arch", {})
     if kind == "landmark":
         model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
-    else:
-        model = DetectorNet()
+    else:  # fully convolutional: export it at the size it was trained at (192 before sizes were saved)
+        model = DetectorNet(input_size=int(arch.get("input_size", 192)))
     model.load_state_dict(state["model"])
     return model.eval(), state.get("metrics", {})
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("landmark", "detector"):
         ckpt = getattr(args, kind) or out / f"{kind}.pt"
         model, metrics = load_checkpoint(ckpt, kind)
-        size = model.input_size if kind == "landmark" else 192
+        size = model.input_size
         if not args.tflite_only:
             export_onnx(model, size, out / f"{kind}.onnx", OUTPUTS[kind])
             quantize_int8(out / f"{kind}.onnx", out / f"{kind}_int8.onnx",

@@ -64,8 +64,10 @@ class Trainer:
     """Time-budgeted training state: model, EMA copy, optimiser, elapsed time, metrics log."""
 
     def __init__(self, model: torch.nn.Module, workdir: Path, budget_s: float, lr: float,
-                 device: torch.device, resume: bool, ema_decay: float = 0.998, init: Path | None = None):
+                 device: torch.device, resume: bool, ema_decay: float = 0.998, init: Path | None = None,
+                 arch: dict | None = None):
         self.workdir = workdir
+        self.arch = arch or {}  # saved with every checkpoint, e.g. the input size export needs
         workdir.mkdir(parents=True, exist_ok=True)
         if init is not None:  # fine-tune from earlier weights (a best.pt or an exported .pt)
             model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
@@ -143,12 +145,13 @@ class Trainer:
             f.write(json.dumps(rec) + "\n")
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                  "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
-                 "best": self.best}
+                 "best": self.best, "arch": self.arch}
         improved = metrics[key] > self.best
         if improved:
             self.best = metrics[key]
             state["best"] = self.best
-            torch.save({"model": self.ema.state_dict(), "metrics": rec}, self.workdir / "best.pt")
+            torch.save({"model": self.ema.state_dict(), "metrics": rec, "arch": self.arch},
+                       self.workdir / "best.pt")
         torch.save(state, self.workdir / "last.pt")
         return improved
 

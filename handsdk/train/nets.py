@@ -150,10 +150,12 @@ class DetectorNet(nn.Module):
     Outputs ``heatmap`` (N, 1, H/8, W/8), sigmoid hand-centre score, and ``geometry``
     (N, 7, H/8, W/8): centre offset in cells (2), log of the hand's crop side over the input
     size (1), and wrist and middle-MCP offsets from the centre in units of that side (4).
+    Fully convolutional: ``input_size`` is the frame size it is trained and exported at.
     """
 
-    def __init__(self, width: float = 0.75):
+    def __init__(self, width: float = 0.75, input_size: int = 192):
         super().__init__()
+        self.input_size = input_size
         self.backbone = MobileNetV3Small(width)
         c8, c16, c32 = self.backbone.channels
         d = 64
