@@ -59,7 +59,7 @@ class TorchBackend:
             state = self.torch.load(path, map_location="cpu", weights_only=False)
             arch = state["arch"]
             cls = getattr(nets, arch["class"])
-            model = cls(arch["input_size"]) if arch["class"] == "LandmarkNet" else cls()
+            model = cls(input_size=arch["input_size"])
             model.load_state_dict(state["model"])
         except Exception as exc:
             raise ModelError(f"torch could not load {spec.name} checkpoint {str(path)!r}: {exc}") from exc
