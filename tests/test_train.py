@@ -206,3 +206,11 @@ def test_detector_hand_free_frames_show_only_the_strip_and_no_hand():
         heat, _, mask = targets(hands, 48)
         assert heat[empty].sum() == 0 and mask[empty].sum() == 0
         assert (heat[~empty].flatten(1).max(-1).values == 1).all()
+
+    from handsdk.train.detector import validate
+    from handsdk.train.nets import DetectorNet
+
+    metrics = validate(DetectorNet(input_size=64).eval(), canvas, lms, torch.tensor([0]), 64, strip)
+    assert metrics["false_found"] in (0.0, 1.0)  # the one held-out strip: peaked on or not
+    assert "false_found" not in validate(DetectorNet(input_size=64).eval(), canvas, lms, torch.tensor([0]), 64,
+                                         torch.full((1, 4), -1))  # no strips, nothing to score

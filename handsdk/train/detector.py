@@ -187,12 +187,12 @@ def validate(model, canvas, lm, idx, size, hand_free: torch.Tensor | None = None
     model.eval()
     out = {}
     if hand_free is not None:
-        strip = hand_free[idx].float()
-        with_strip = idx[strip[:, 0] >= 0]
-        if len(with_strip):
-            peaks = [model(strip_frames(canvas, with_strip[s:s + 128], hand_free[with_strip[s:s + 128]].float(),
-                                        size, train=False).permute(0, 2, 3, 1).contiguous())[0]
-                     .flatten(1).max(-1).values for s in range(0, len(with_strip), 128)]
+        with_strip, peaks = idx[hand_free[idx, 0] >= 0], []
+        for s in range(0, len(with_strip), 128):
+            bi = with_strip[s:s + 128]
+            x = strip_frames(canvas, bi, hand_free[bi].float(), size, train=False)
+            peaks.append(model(x.permute(0, 2, 3, 1).contiguous())[0].flatten(1).max(-1).values)
+        if peaks:
             out["false_found"] = float((torch.cat(peaks) > 0.3).float().mean())
     for name, turn in (("upright", 0.0), ("turned", math.pi / 2)):
         found, ang_err = [], []
@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hand_free_share > 0 and not len(free_idx):
         raise SystemExit("--hand-free-share needs a pack with hand_free strips "
                          "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
-    tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
-                 arch={"input_size": size})
+    tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume,
+                 init=args.init, arch={"input_size": size})
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)

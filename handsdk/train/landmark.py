@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     val_idx = np.where(pool.valid)[0]
     val_t = torch.from_numpy(val_idx).to(dev)
     model = LandmarkNet(args.input_size)
-    tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init)
+    tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
+                 arch={"input_size": args.input_size})
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         n_syn = int(round(batch * args.synthetic_weight)) if len(train_syn) else 0
