@@ -9,7 +9,8 @@ that a landmark within PCK@0.1 has a higher confidence than one outside it; 0.5 
 than chance) and the mean confidence of correct and of wrong landmarks. End to end, also
 ``false_pos``: the share of hand-free images where a hand is reported anyway — each photo's
 largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
-framed too tightly have none), run through the same pipeline.
+framed too tightly have none), run through the same pipeline. A JSONL whose lines name more
+than one ``dataset`` is also scored per dataset (``by_dataset``, and a row each in the table).
 
 ``perturb`` (``handsdk eval --perturb NAME``) scores the same photos made harder, with the
 reference moved along — :data:`PERTURBATIONS`: the hand small in a frame three times larger,
@@ -200,6 +201,13 @@ class Scores:
         if pred is not None and confidence is not None:
             self.confidences.append((len(self.errors) - 1, np.asarray(confidence, np.float64).ravel()))
 
+    def subset(self, indices: list[int]) -> Scores:
+        """The scores of these samples only (e.g. one dataset of a mixed reference file)."""
+        keep = set(indices)
+        new = {old: k for k, old in enumerate(sorted(keep))}
+        return Scores(self.name, [self.errors[i] for i in sorted(keep)], [self.scales[i] for i in sorted(keep)],
+                      [(new[i], c) for i, c in self.confidences if i in keep])
+
     def summary(self) -> dict[str, Any]:
         found = [i for i, e in enumerate(self.errors) if e is not None]
         n = len(self.errors)
@@ -282,6 +290,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
         scores.update({k: Scores(k) for k in ("mediapipe_crop", "mediapipe_e2e")})
     ours_crop = OurCropModel(tracker)
     unreadable = []
+    datasets: list[str] = []  # of each scored sample, for the per-dataset breakdown
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
     for i, s in enumerate(samples):
         img = cv2.imread(str(s.image_path))
@@ -294,6 +303,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
             if done is None:
                 continue
             img, ref = done
+        datasets.append(str(s.meta.get("dataset", "")))
         crop_lm, crop_conf = ours_crop(img, ref)
         scores["handsdk_crop"].add(crop_lm, ref, crop_conf)
         _add_hands(scores["handsdk_e2e"], tracker.detect(img), ref)
@@ -314,6 +324,11 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
         print(f"warning: {len(unreadable)} of {len(samples)} images could not be read and are not "
               f"scored (first: {unreadable[0]})", file=sys.stderr)
     out = {k: {**v.summary(), "unreadable": len(unreadable)} for k, v in scores.items()}
+    names = sorted(set(datasets))
+    if len(names) > 1:  # a mixed reference file: the same scores per its 'dataset' field too
+        for k, v in scores.items():
+            out[k]["by_dataset"] = {name or "(none)": v.subset([i for i, d in enumerate(datasets) if d == name]).summary()
+                                    for name in names}
     for k, found in hand_free.items():
         out[k]["hand_free_images"] = len(found)
         out[k]["false_pos"] = float(np.mean(found)) if found else None
@@ -358,12 +373,15 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """A markdown table: a row per model, then one per dataset where the results hold a breakdown."""
     cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "conf_auroc", "false_pos"]
+
+    def row(name: str, r: dict[str, Any]) -> str:
+        vals = ["—" if r.get(c) is None else (str(r[c]) if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]
+        return f"| {name} | " + " | ".join(vals) + " |"
+
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results.items():
-        vals = []
-        for c in cols:
-            v = r.get(c)
-            vals.append("—" if v is None else (str(v) if isinstance(v, int) else f"{v:.4f}"))
-        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+        lines.append(row(name, r))
+        lines += [row(f"{name} · {part}", sub) for part, sub in r.get("by_dataset", {}).items()]
     return "\n".join(lines)

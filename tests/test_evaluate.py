@@ -103,6 +103,28 @@ def test_scores_arithmetic():
     assert out["epe_px"] == pytest.approx((10 * 5 + 11 * 15) / 21)
     assert out["conf_auroc"] == 1.0  # every correct point is more confident than every wrong one
     assert out["conf_mean_correct"] == pytest.approx(0.9) and out["conf_mean_wrong"] == pytest.approx(0.2)
+    found, missed = sc.subset([0]).summary(), sc.subset([1]).summary()
+    assert found["n"] == 1 and found["detection_rate"] == 1.0 and found["conf_auroc"] == 1.0
+    assert missed == {"n": 1, "detection_rate": 0.0}
+
+
+def test_evaluate_images_breaks_a_mixed_reference_down_by_dataset(bundled_models, rendered, tmp_path):
+    folder, items = rendered
+    samples = ev.load_references(_jsonl(folder, items))
+    for i, s in enumerate(samples):
+        s.meta["dataset"] = "odd" if i % 2 else "even"
+    samples[0].landmarks = samples[0].landmarks + 1000.0  # nowhere near the hand: misses in "even" only
+    res = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 1}}))
+    crop = res["handsdk_crop"]
+    parts = crop["by_dataset"]
+    assert set(parts) == {"even", "odd"} and parts["even"]["n"] + parts["odd"]["n"] == crop["n"] == 8
+    assert parts["odd"]["pck10"] > parts["even"]["pck10"]
+    # the whole is the samples' average of its parts
+    assert crop["pck10"] == pytest.approx((parts["even"]["pck10"] * 4 + parts["odd"]["pck10"] * 4) / 8)
+    table = ev.format_table(res)
+    assert "| handsdk_crop · odd |" in table and "| handsdk_e2e · even |" in table
+    single = ev.evaluate_images(samples[1::2], Tracker({"tracker": {"max_hands": 1}}))
+    assert "by_dataset" not in single["handsdk_crop"]  # one dataset: nothing to break down
 
 
 def test_confidence_calibration():
