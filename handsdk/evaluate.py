@@ -203,10 +203,10 @@ class Scores:
 
     def subset(self, indices: list[int]) -> Scores:
         """The scores of these samples only (e.g. one dataset of a mixed reference file)."""
-        keep = set(indices)
-        new = {old: k for k, old in enumerate(sorted(keep))}
-        return Scores(self.name, [self.errors[i] for i in sorted(keep)], [self.scales[i] for i in sorted(keep)],
-                      [(new[i], c) for i, c in self.confidences if i in keep])
+        order = sorted(set(indices))
+        new = {old: k for k, old in enumerate(order)}
+        return Scores(self.name, [self.errors[i] for i in order], [self.scales[i] for i in order],
+                      [(new[i], c) for i, c in self.confidences if i in new])
 
     def summary(self) -> dict[str, Any]:
         found = [i for i, e in enumerate(self.errors) if e is not None]
