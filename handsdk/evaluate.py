@@ -292,6 +292,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
     unreadable = []
     datasets: list[str] = []  # of each scored sample, for the per-dataset breakdown
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
+    free_sets: list[str] = []  # the dataset of each hand-free strip
     for i, s in enumerate(samples):
         img = cv2.imread(str(s.image_path))
         if img is None:
@@ -303,7 +304,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
             if done is None:
                 continue
             img, ref = done
-        datasets.append(str(s.meta.get("dataset", "")))
+        datasets.append(str(s.meta.get("dataset") or "(none)"))
         crop_lm, crop_conf = ours_crop(img, ref)
         scores["handsdk_crop"].add(crop_lm, ref, crop_conf)
         _add_hands(scores["handsdk_e2e"], tracker.detect(img), ref)
@@ -314,6 +315,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
         if region is not None:
             x0, y0, x1, y1 = region
             strip = np.ascontiguousarray(img[y0:y1, x0:x1])
+            free_sets.append(datasets[-1])
             hand_free["handsdk_e2e"].append(bool(tracker.detect(strip)))
             if teacher is not None:
                 hand_free["mediapipe_e2e"].append(bool(teacher.track(strip)))
@@ -327,11 +329,15 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
     names = sorted(set(datasets))
     if len(names) > 1:  # a mixed reference file: the same scores per its 'dataset' field too
         for k, v in scores.items():
-            out[k]["by_dataset"] = {name or "(none)": v.subset([i for i, d in enumerate(datasets) if d == name]).summary()
+            out[k]["by_dataset"] = {name: v.subset([i for i, d in enumerate(datasets) if d == name]).summary()
                                     for name in names}
     for k, found in hand_free.items():
-        out[k]["hand_free_images"] = len(found)
-        out[k]["false_pos"] = float(np.mean(found)) if found else None
+        parts = [(out[k], found)]
+        for name, sub in out[k].get("by_dataset", {}).items():
+            parts.append((sub, [f for f, d in zip(found, free_sets, strict=True) if d == name]))
+        for target, hits in parts:
+            target["hand_free_images"] = len(hits)
+            target["false_pos"] = float(np.mean(hits)) if hits else None
     return out
 
 

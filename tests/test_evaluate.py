@@ -121,6 +121,8 @@ def test_evaluate_images_breaks_a_mixed_reference_down_by_dataset(bundled_models
     assert parts["odd"]["pck10"] > parts["even"]["pck10"]
     # the whole is the samples' average of its parts
     assert crop["pck10"] == pytest.approx((parts["even"]["pck10"] * 4 + parts["odd"]["pck10"] * 4) / 8)
+    e2e = res["handsdk_e2e"]
+    assert sum(e2e["by_dataset"][d]["hand_free_images"] for d in ("even", "odd")) == e2e["hand_free_images"]
     table = ev.format_table(res)
     assert "| handsdk_crop · odd |" in table and "| handsdk_e2e · even |" in table
     single = ev.evaluate_images(samples[1::2], Tracker({"tracker": {"max_hands": 1}}))
