@@ -5,6 +5,7 @@ and output layout. Backends load models through a :class:`ModelSpec`, never by p
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -19,9 +20,16 @@ SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torch", ".pth": "
 
 
 def bundled_models_dir() -> Path:
-    """``$HANDSDK_MODELS`` or the project's ``models/`` folder."""
+    """``$HANDSDK_MODELS``, else the project's ``models/`` folder: installed (from a wheel or
+    editable) it is the data package ``handsdk_models``; in a checkout that is not installed,
+    ``models/`` beside ``handsdk/``."""
     env = os.environ.get("HANDSDK_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("handsdk_models")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[1] / "models"
 
 
 def sha256(path: Path) -> str:
