@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import HandSDKError
 
 
@@ -161,6 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--version", action="version", version=f"handsdk {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="track the bundled synthetic clip (no webcam, no data needed)")

@@ -75,3 +75,15 @@ def test_installed_wheel_tracks_without_the_checkout(wheel: Path, tmp_path: Path
     for path in (core, plugin, models):
         assert Path(path).is_relative_to(target), path
     assert n_hands == 1
+
+
+def test_version_has_one_source(wheel: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import handsdk
+    from handsdk.cli import main
+
+    assert wheel.name.startswith(f"handsdk-{handsdk.__version__}-")  # pyproject reads it from handsdk
+    assert "handsdk/py.typed" in zipfile.ZipFile(wheel).namelist()  # type hints reach users' checkers
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"handsdk {handsdk.__version__}"
