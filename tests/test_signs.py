@@ -383,7 +383,7 @@ def test_sign_demo_spells_the_synthetic_clip(tmp_path, capsys):
 
 
 # -- training your own vocabulary ---------------------------------------------------------------
-def _render(name: str, seed: int, path: Path) -> None:
+def _rendered_image(name: str, seed: int) -> np.ndarray:
     from handsdk.synthetic import random_background, render_hand
 
     rng = np.random.default_rng(seed)
@@ -392,7 +392,11 @@ def _render(name: str, seed: int, path: Path) -> None:
     pose = pose.with_rotation(pose.yaw + rng.uniform(-0.3, 0.3), pose.pitch + rng.uniform(-0.2, 0.2),
                               pose.roll + rng.uniform(-0.5, 0.5))
     render_hand(img, pose, (160 + rng.uniform(-20, 20), 170 + rng.uniform(-20, 20)), rng.uniform(190, 230))
-    cv2.imwrite(str(path), img)
+    return img
+
+
+def _render(name: str, seed: int, path: Path) -> None:
+    cv2.imwrite(str(path), _rendered_image(name, seed))
 
 
 def test_train_a_vocabulary_from_a_folder(tmp_path, monkeypatch, bundled_models):
@@ -435,3 +439,48 @@ def test_motion_evaluation_scores_rendered_strokes(bundled_models):
     out = synthetic_trials(2, seed=1, fps=20)
     assert out["clips"] == 2 and set(out["recall"]) == {"J", "Z"}
     assert out["recall"] == {"J": 1.0, "Z": 1.0} and out["false_alarms"] == 0
+
+
+def test_degraded_copies_are_poorer_photos_of_the_same_size(tmp_path):
+    from handsdk_signs.dataset import _degraded
+
+    img = _rendered_image("open_palm", 3)
+    outs = [_degraded(img, 150.0, np.random.default_rng(s)) for s in range(8)]
+    for out in outs:
+        assert out.shape == img.shape and out.dtype == np.uint8
+    # each copy loses detail (less high-frequency energy) or gains noise, never stays the photo
+    assert all(np.abs(out.astype(np.int16) - img).mean() > 1.0 for out in outs)
+    again = _degraded(img, 150.0, np.random.default_rng(5))
+    assert np.array_equal(again, outs[5]), "seeded: the cache must be reproducible"
+
+
+def test_train_with_degraded_copies(tmp_path, monkeypatch, bundled_models):
+    from handsdk_signs import train
+
+    monkeypatch.setenv("HANDSDK_SIGNS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "myphotos"
+    for k, (label, pose) in enumerate([("palm", "open_palm"), ("fist", "fist")]):
+        (folder / label).mkdir(parents=True)
+        for i in range(3):
+            _render(pose, 100 * k + i, folder / label / f"{i}.png")
+    out = tmp_path / "mine.json"
+    assert train.main(["--folder", str(folder), "--out", str(out), "--holdout", "0", "--epochs", "20",
+                       "--seeds", "1", "--no-flip", "--degrade", "2"]) == 0
+    model = SignModel.load(out)
+    assert model.training["train_images"] == 6 * 3 and model.training["degraded_copies"] == 2
+
+
+def test_perturbed_evaluation_places_the_hand_by_its_box(tmp_path):
+    from handsdk.data import Photo
+
+    img = _rendered_image("open_palm", 4)
+    photo = Photo(tmp_path / "x.png", "mine", "valid", "g", "palm")  # no YOLO label: the hand is the image
+    corners = sign_eval.hand_box_corners(photo, img)
+    h, w = img.shape[:2]
+    assert np.allclose(corners.min(0), [0, 0]) and np.allclose(corners.max(0), [w, h])
+    assert "rot90" not in sign_eval.SIGN_PERTURBATIONS  # turning a hand can change its letter
+    for name in sign_eval.SIGN_PERTURBATIONS:
+        out = sign_eval.perturbed(photo, img, name, 0)
+        assert out is not None and out.dtype == np.uint8, name
+        # 'tight' crops to the box grown 1.15x: here the box is the whole image, so nothing is cut
+        assert np.array_equal(out, img) == (name == "tight"), name

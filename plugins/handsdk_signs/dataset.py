@@ -120,11 +120,43 @@ def _affine(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return m
 
 
+def _degraded(img: np.ndarray, hand_px: float, rng: np.random.Generator) -> np.ndarray:
+    """The photo as a poorer camera would take it: one of motion blur (3-12 % of the hand, any
+    direction), low light (gamma 1.6-2.6, 45-85 % exposure, sensor noise), low resolution (the
+    hand 40-90 px across, scaled back up) or heavy JPEG (quality 15-40); a second one a third
+    of the time. Random strengths, so that ``handsdk eval --perturb``'s fixed settings are not
+    what is trained on."""
+    h, w = img.shape[:2]
+    out = img
+    kinds = rng.permutation(4)[: 1 + int(rng.random() < 1 / 3)]
+    for kind in kinds:
+        if kind == 0:
+            k = max(3, int(rng.uniform(0.03, 0.12) * hand_px) | 1)
+            kernel = np.zeros((k, k), np.float32)
+            kernel[k // 2] = 1.0 / k
+            rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
+            kernel = cv2.warpAffine(kernel, rot, (k, k))
+            out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))
+        elif kind == 1:
+            x = 255 * (out / 255.0) ** rng.uniform(1.6, 2.6) * rng.uniform(0.45, 0.85)
+            out = np.clip(x + rng.normal(0, rng.uniform(2, 9), out.shape), 0, 255).astype(np.uint8)
+        elif kind == 2:
+            f = min(1.0, rng.uniform(40, 90) / max(hand_px, 1.0))
+            small = cv2.resize(out, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+            out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 41))])
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else out
+    return np.ascontiguousarray(out)
+
+
 def extract(photos: Sequence[Photo], flips: bool = True, tracker=None, progress: bool = True,
-            augment: int = 0, seed: int = 0) -> list[Sample]:
+            augment: int = 0, seed: int = 0, degrade: int = 0) -> list[Sample]:
     """Run the tracker on every photo (and its mirror image when ``flips``); training photos
     also get ``augment`` randomly rotated / scaled / shifted (and half of them mirrored)
-    copies, which show the classifier more of the tracker's landmark noise."""
+    copies, which show the classifier more of the tracker's landmark noise, and ``degrade``
+    copies as a poorer camera would take them (:func:`_degraded`; half of them mirrored),
+    which show it the landmarks the tracker gives on poor photos."""
     if tracker is None:
         from handsdk import Tracker
 
@@ -161,6 +193,16 @@ def extract(photos: Sequence[Photo], flips: bool = True, tracker=None, progress:
                     im = im[:, ::-1].copy()
                     if b is not None:
                         b = (w - b[0], b[1], b[2], b[3])
+                lms, hd, sc = _detect(tracker, im)
+                out.append(Sample(str(ph.path), ph.label, ph.split, ph.group, flipped, w, h, lms, hd, sc,
+                                  b, augmented=k))
+        if ph.split == "train" and degrade:
+            rng = np.random.default_rng([seed, i, 1])
+            hand_px = max(box[2], box[3]) if box is not None else 0.8 * min(w, h)
+            for k in range(augment + 1, augment + degrade + 1):
+                flipped = bool(rng.integers(2))
+                im = _degraded(img[:, ::-1] if flipped else img, hand_px, rng)
+                b = box if box is None or not flipped else (w - box[0], box[1], box[2], box[3])
                 lms, hd, sc = _detect(tracker, im)
                 out.append(Sample(str(ph.path), ph.label, ph.split, ph.group, flipped, w, h, lms, hd, sc,
                                   b, augmented=k))
@@ -210,7 +252,7 @@ def _load(path: Path) -> list[Sample]:
 
 
 def cached_samples(name: str, photos: Sequence[Photo], flips: bool = True, refresh: bool = False,
-                   progress: bool = True, augment: int = 0) -> list[Sample]:
+                   progress: bool = True, augment: int = 0, degrade: int = 0) -> list[Sample]:
     """:func:`extract` through a cache file ``<cache_dir>/sign_landmarks_<name>_<key>.npz``."""
     h = hashlib.sha1()
     for ph in photos:
@@ -218,14 +260,17 @@ def cached_samples(name: str, photos: Sequence[Photo], flips: bool = True, refre
     h.update(f"flips={flips}|models={_extraction_key()}".encode())
     if augment:
         h.update(f"|augment={augment}".encode())
+    if degrade:
+        h.update(f"|degrade={degrade}".encode())
     path = cache_dir() / f"sign_landmarks_{name}_{h.hexdigest()[:12]}.npz"
     if path.is_file() and not refresh:
         return _load(path)
     if progress:
         print(f"extracting landmarks of {len(photos)} photos{' (+ mirrored)' if flips else ''}"
-              f"{f' (+ {augment} augmented copies of each training photo)' if augment else ''} "
+              f"{f' (+ {augment} augmented copies of each training photo)' if augment else ''}"
+              f"{f' (+ {degrade} degraded copies of each training photo)' if degrade else ''} "
               f"with handsdk's tracker -> {path}", file=sys.stderr)
-    samples = extract(photos, flips=flips, progress=progress, augment=augment)
+    samples = extract(photos, flips=flips, progress=progress, augment=augment, degrade=degrade)
     _save(path, samples)
     return samples
 

@@ -31,13 +31,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from handsdk.data import Photo
+from handsdk.data import Photo, yolo_box
+from handsdk.evaluate import PERTURBATIONS, perturb_sample
 
 from .classifier import resolve_vocabulary
 from .dataset import DATASETS, dataset_photos, folder_photos, largest_hand
 from .model import SignModel
 
 NO_HAND = "(no hand)"
+#: The perturbations of ``handsdk eval`` that keep a sign what it is (turning the photo would
+#: not: H and U, K and P, G and Q differ by how the hand is held).
+SIGN_PERTURBATIONS = tuple(k for k in PERTURBATIONS if k != "rot90")
 #: Targets of the built-in vocabularies (end-to-end top-1 on held-out photos).
 TARGETS = {"asl_letters": 0.90, "digits": 0.95}
 
@@ -82,10 +86,29 @@ def subsample(photos: Sequence[Photo], limit: int | None) -> list[Photo]:
     return out
 
 
+def hand_box_corners(photo: Photo, image: np.ndarray) -> np.ndarray:
+    """The photo's hand box (its YOLO label) as 4 corner points in pixels; photos without a box
+    (the sign-digit close-ups) are the hand: the whole image."""
+    h, w = image.shape[:2]
+    box = yolo_box(photo)
+    cx, cy, bw, bh = (box[0] * w, box[1] * h, box[2] * w, box[3] * h) if box else (w / 2, h / 2, w, h)
+    return np.array([[cx - bw / 2, cy - bh / 2], [cx + bw / 2, cy - bh / 2],
+                     [cx - bw / 2, cy + bh / 2], [cx + bw / 2, cy + bh / 2]], np.float32)
+
+
+def perturbed(photo: Photo, image: np.ndarray, name: str, index: int) -> np.ndarray | None:
+    """The photo made harder by ``name`` (one of :data:`SIGN_PERTURBATIONS`, seeded by
+    ``index``), the hand placed by its box; None where it does not apply."""
+    out = perturb_sample(name, image, hand_box_corners(photo, image), index)
+    return None if out is None else out[0]
+
+
 def predict_photos(photos: Sequence[Photo], vocabulary: str | Path | SignModel,
-                   tracker_options: dict[str, Any] | None = None) -> list[str | None]:
-    """``Tracker.detect`` with the ``sign_classifier`` consumer on each photo: the largest
-    hand's sign, or None when no hand was found (or the image cannot be read)."""
+                   tracker_options: dict[str, Any] | None = None,
+                   perturb: str | None = None) -> list[str | None]:
+    """``Tracker.detect`` with the ``sign_classifier`` consumer on each photo (made harder by
+    ``perturb`` if given): the largest hand's sign, or None when no hand was found (or the
+    image cannot be read)."""
     from handsdk import Tracker
 
     consumer: dict[str, Any] = {"name": "sign_classifier", "vocabulary": vocabulary}
@@ -94,8 +117,10 @@ def predict_photos(photos: Sequence[Photo], vocabulary: str | Path | SignModel,
     cfg = {"tracker": dict(tracker_options or {}), "consumers": [consumer]}
     preds: list[str | None] = []
     with Tracker(cfg) as tracker:
-        for ph in photos:
+        for i, ph in enumerate(photos):
             img = cv2.imread(str(ph.path))
+            if img is not None and perturb is not None:
+                img = perturbed(ph, img, perturb, i)
             hands = tracker.detect(img) if img is not None else []
             if not hands:
                 preds.append(None)
@@ -157,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="score a fixed subsample of at most N photos")
     ap.add_argument("--min-detection-confidence", type=float,
                     help="tracker option (default: the tracker's own, 0.5)")
+    ap.add_argument("--perturb", choices=SIGN_PERTURBATIONS,
+                    help="score the photos made harder (as handsdk eval --perturb; no --png)")
     ap.add_argument("--png", help="confusion matrix PNG (default docs/images/confusion_<name>.png)")
     ap.add_argument("--no-png", action="store_true")
     ap.add_argument("--json", help="also write the numbers to this JSON file")
@@ -185,11 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.min_detection_confidence is not None:
         opts["min_detection_confidence"] = a.min_detection_confidence
     t0 = time.time()
-    preds = predict_photos(photos, path, opts)
+    preds = predict_photos(photos, path, opts, perturb=a.perturb)
     dt = time.time() - t0
     truths = [p.label for p in photos]
     res = score(truths, preds, model.labels)
-    what = "all" if a.all else "held-out"
+    what = ("all" if a.all else "held-out") + (f", {a.perturb}" if a.perturb else "")
     print(f"{name}: top-1 {res['top1']:.3f} end to end on {res['n']} {what} photos "
           f"(hand found in {res['found']:.3f}; top-1 {res['top1_found']:.3f} where found); "
           f"{1000 * dt / max(1, len(photos)):.0f} ms/photo")
@@ -201,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if conf:
         print("confusions (true -> predicted, count): "
               + ", ".join(f"{t}->{p} {n}" for (t, p), n in conf.most_common(12)))
-    if not a.no_png:
+    if not a.no_png and not a.perturb:
         png = plot_confusion(res, a.png or _default_png(name),
                              f"{name}: top-1 {res['top1']:.1%} end to end, {res['n']} {what} photos")
         print(f"wrote {png}")

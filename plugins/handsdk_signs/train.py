@@ -161,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--augment", type=int, default=0,
                     help="also run the tracker on N randomly rotated/scaled/shifted copies of each "
                          "training photo (more landmark variety for small folders; slower)")
+    ap.add_argument("--degrade", type=int, default=0,
+                    help="also run the tracker on N copies of each training photo as a poorer camera "
+                         "would take them (motion blur, low light, low resolution, JPEG)")
     ap.add_argument("--refresh", action="store_true", help="re-extract landmarks (ignore the cache)")
     a = ap.parse_args(argv)
 
@@ -186,9 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--name {name!r} would overwrite a shipped vocabulary; pick another name or --out")
 
     t0 = time.time()
-    if a.augment < 0:
-        ap.error("--augment must be >= 0")
-    samples = cached_samples(cache_name, photos, flips=not a.no_flip, refresh=a.refresh, augment=a.augment)
+    if a.augment < 0 or a.degrade < 0:
+        ap.error("--augment and --degrade must be >= 0")
+    samples = cached_samples(cache_name, photos, flips=not a.no_flip, refresh=a.refresh, augment=a.augment,
+                             degrade=a.degrade)
     labels = sorted({s.label for s in samples})
     train = [s for s in samples if s.split == "train"]
     if len(labels) < 2:
@@ -202,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.training = {"photos": len(photos), "train_images": len(train), "train_with_hand": found,
                       "hidden": a.hidden * a.seeds, "epochs": a.epochs, "seeds": a.seeds,
                       "mirrored_copies": not a.no_flip, "augmented_copies": a.augment,
+                      "degraded_copies": a.degrade,
                       "seconds": round(time.time() - t0, 1)}
     model.metrics = held_out_metrics(model, samples)
     model.save(out)
