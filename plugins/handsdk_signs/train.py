@@ -3,12 +3,17 @@
 Built-in vocabularies, from the shared photos (``handsdk.data``)::
 
     python -m handsdk_signs.train --vocabulary asl_letters     # -> models/signs/asl_letters.json
-    python -m handsdk_signs.train --vocabulary digits          # -> models/signs/digits.json
+    python -m handsdk_signs.train --vocabulary digits --degrade 2   # -> models/signs/digits.json
 
 Your own, from a folder of photos ``PATH/<label>/*.jpg`` (one folder per sign)::
 
     python -m handsdk_signs.train --folder PATH --name myvocab   # -> models/signs/myvocab.json
     python -m handsdk_signs.train --folder PATH --out my/signs.json
+    python -m handsdk_signs.train --folder PATH --name myvocab --augment 2 --degrade 2   # small folders
+
+``--augment`` adds turned / scaled / shifted copies of each training photo, ``--degrade`` copies
+as a poorer camera would take them (blur, low light, low resolution, JPEG): each is read by the
+tracker like the photo, so the classifier sees more of the landmark noise it will meet.
 
 then ``[[consumers]] name = "sign_classifier"`` with ``vocabulary = "myvocab"`` (or the path).
 
