@@ -309,9 +309,7 @@ class Tracker:
         candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
         ran_detector = False
         periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0
-        if self._pipeline:
-            pass
-        elif len(self._tracks) < cfg.max_hands or periodic:
+        if not self._pipeline and (len(self._tracks) < cfg.max_hands or periodic):
             ran_detector = True
             for det in self._run_detector(bgr):
                 rect = det.rect(self.crop_scale)
