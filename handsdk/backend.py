@@ -1,7 +1,8 @@
 """What an inference backend implements (a third-party OpenVINO or TensorRT backend too).
 
 A backend plugin registers a factory through ``handsdk_register_backends``; the tracker calls
-``factory(device=..., threads=..., **options)`` and then ``load(spec, variant)`` once per model.
+``factory(**options)`` with the ``[backend]`` section's keys (the first-party backends take
+``device`` and ``threads``), then ``load(spec, variant)`` once per model.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
 
 
 def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl: str | None,
-           show: bool, max_frames: int | None = None, fps: float | None = None) -> dict[str, Any]:
+           show: bool, max_frames: int | None = None) -> dict[str, Any]:
     from .config import PluginSection, load_config
     from .sources import open_source
     from .tracker import Tracker
@@ -33,7 +33,7 @@ def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl
     cfg = load_config(config)
     opened = hasattr(source, "__iter__") and not isinstance(source, (str, bytes))
     src = source if opened else open_source(source)
-    src_fps = getattr(src, "fps", None) or fps or cfg.tracker.fps
+    src_fps = getattr(src, "fps", None) or cfg.tracker.fps
     if save_video:
         cfg.consumers.append(PluginSection("video", {"path": save_video, "fps": float(src_fps)}))
     if jsonl:
@@ -123,24 +123,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .train.teacher import MediaPipeTeacher
 
         teacher = MediaPipeTeacher(teacher_root(), args.mediapipe_variant)
-    tracker = Tracker(args.config)
-    if args.video:
-        if not args.reference:
-            print("error: --video needs --reference (per-frame landmarks JSON)", file=sys.stderr)
-            return 2
-        results = ev.evaluate_video(Path(args.video), Path(args.reference), tracker, teacher)
-    elif args.images:
-        samples = ev.load_references(Path(args.images))
-        if args.split:
-            samples = [s for s in samples if s.meta.get("split") in (None, args.split)]
-        if args.datasets:
-            samples = [s for s in samples if s.meta.get("dataset") in args.datasets]
-        if args.limit:
-            samples = samples[: args.limit]
-        results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
-    else:
+    if args.video and not args.reference:
+        print("error: --video needs --reference (per-frame landmarks JSON)", file=sys.stderr)
+        return 2
+    if not args.video and not args.images:
         print("error: give --images REFERENCE or --video VIDEO --reference JSON", file=sys.stderr)
         return 2
+    with Tracker(args.config) as tracker:
+        if args.video:
+            results = ev.evaluate_video(Path(args.video), Path(args.reference), tracker, teacher)
+        else:
+            samples = ev.load_references(Path(args.images))
+            if args.split:
+                samples = [s for s in samples if s.meta.get("split") in (None, args.split)]
+            if args.datasets:
+                samples = [s for s in samples if s.meta.get("dataset") in args.datasets]
+            if args.limit:
+                samples = samples[: args.limit]
+            results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
     print(ev.format_table(results))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))

@@ -165,6 +165,8 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None) -> Confi
         return source
     if isinstance(source, Mapping):
         return parse_config(source)
+    if not isinstance(source, str | Path):
+        raise ConfigError(f"a config is a TOML file path, a dict or a Config, not a {type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")

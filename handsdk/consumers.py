@@ -45,11 +45,11 @@ class ConsumerSlot:
         self.calls += 1
         try:
             self.consumer(result, frame)
-        except Exception:
+        except Exception as exc:
             self.errors += 1
             if self.errors <= 3 or self.errors % 100 == 0:
-                log.exception("consumer %r raised on frame %d (%d errors so far); tracking goes on",
-                              self.name, result.frame_index, self.errors)
+                log.exception("consumer %r raised on frame %d (%d errors so far): %s; tracking goes on",
+                              self.name, result.frame_index, self.errors, exc)
 
     def classify(self, hands: list[Hand], image: np.ndarray | None) -> None:
         fn = getattr(self.consumer, "classify", None)
@@ -57,17 +57,17 @@ class ConsumerSlot:
             return
         try:
             fn(hands, image)
-        except Exception:
+        except Exception as exc:
             self.errors += 1
-            log.exception("consumer %r raised while classifying a still image", self.name)
+            log.exception("consumer %r raised while classifying a still image: %s", self.name, exc)
 
     def close(self) -> None:
         fn = getattr(self.consumer, "close", None)
         if fn is not None:
             try:
                 fn()
-            except Exception:
-                log.exception("consumer %r raised on close", self.name)
+            except Exception as exc:
+                log.exception("consumer %r raised on close: %s", self.name, exc)
 
 
 class AsyncSinks:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+#: Image files handsdk reads (OpenCV decodes them all), everywhere: sources, datasets, eval folders.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: Datasets whose licence lets shipped weights be trained on them (rock_paper_scissors is
 #: CC BY-SA: evaluation only).
 TRAINABLE = ("sign_digits", "asl_letters", "gesture_counts")

@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .data import IMAGE_SUFFIXES
 from .errors import ConfigError
 from .geometry import hand_free_region, rect_from_landmarks
 
@@ -68,7 +69,7 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
         out = []
         for img in sorted(ref.iterdir()):
             side = img.with_suffix(".json")
-            if img.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"} and side.exists():
+            if img.suffix.lower() in IMAGE_SUFFIXES and side.exists():
                 try:
                     rec = json.loads(side.read_text())
                 except json.JSONDecodeError as exc:
@@ -355,9 +356,46 @@ def iter_video(path: Path) -> Iterator[np.ndarray]:
         cap.release()
 
 
+VIDEO_REFERENCE = ("a JSON list with one entry per frame: the hand's 21 [x, y] or [x, y, z] points in "
+                   "pixels (or a list of hands, the first is used), [] where the frame has no hand")
+
+
+def _video_reference(reference: Path) -> list[np.ndarray]:
+    try:
+        refs = json.loads(reference.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"reference {str(reference)!r} cannot be read: {exc}; expected {VIDEO_REFERENCE}") from None
+    if not isinstance(refs, list):
+        raise ConfigError(f"reference {str(reference)!r} is a {type(refs).__name__}; expected {VIDEO_REFERENCE}")
+    out = []
+    for i, r in enumerate(refs):
+        try:
+            ref = np.asarray(r, np.float32)
+            if ref.size:
+                ref = ref.reshape(-1, 21, ref.shape[-1])[0] if ref.ndim == 3 else ref.reshape(21, -1)
+                if ref.shape[1] not in (2, 3):
+                    raise ValueError(f"{ref.shape[1]} values per point")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"reference {str(reference)!r}, frame {i}: {exc}; expected {VIDEO_REFERENCE}") from None
+        out.append(ref)
+    return out
+
+
+def video_fps(path: Path, default: float = 25.0) -> float:
+    """The frame rate a video file declares (``default`` where it declares none)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else default
+
+
 def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[str, dict[str, Any]]:
-    """Per-frame distance to reference landmarks (e.g. MediaPipe's per-frame output)."""
-    refs = json.loads(reference.read_text())
+    """Per-frame distance to reference landmarks (e.g. MediaPipe's per-frame output), the
+    frames timed at the video's own frame rate."""
+    refs = _video_reference(reference)
+    dt_ms = 1000.0 / video_fps(video)
     scores = {"handsdk": Scores("handsdk")}
     if teacher is not None:
         scores["mediapipe"] = Scores("mediapipe")
@@ -366,11 +404,10 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
     for i, frame in enumerate(iter_video(video)):
         if i >= len(refs):
             break
-        ref = np.asarray(refs[i], np.float32)
+        ref = refs[i]
         if ref.size == 0:
             continue
-        ref = ref.reshape(-1, 21, ref.shape[-1])[0] if ref.ndim == 3 else ref
-        res = tracker.process(frame, timestamp_ms=i * 40.0)
+        res = tracker.process(frame, timestamp_ms=i * dt_ms)
         _add_hands(scores["handsdk"], res.hands, ref)
         if teacher is not None:
             prev = teacher.track(frame, max_hands=1, previous=prev)

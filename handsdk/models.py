@@ -94,7 +94,7 @@ def load_manifest(path: Path | None = None) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
         data["models"]  # noqa: B018
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise ModelError(f"model manifest {str(path)!r} is not a valid handsdk manifest: {exc}") from exc
     return data
 
@@ -107,4 +107,26 @@ def model_spec(name: str, manifest: str | Path | None = None, override: str | Pa
     if name not in models:
         raise ModelError(f"the manifest has no model {name!r}; it has: {', '.join(models)}")
     root = mpath.parent if mpath else bundled_models_dir()
+    _check_entry(name, models[name], root / "manifest.json")
     return ModelSpec(name, models[name], root, Path(override) if override else None)
+
+
+def _check_entry(name: str, entry: Any, where: Path) -> None:
+    """The keys backends and the tracker read, present and of the right type."""
+    def bad(what: str) -> ModelError:
+        return ModelError(f"model manifest {str(where)!r}: {name!r} {what}")
+
+    if not isinstance(entry, dict):
+        raise bad(f"must be an object, not {type(entry).__name__}")
+    size = entry.get("input_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise bad(f"needs 'input_size', a positive integer (pixels a side); got {size!r}")
+    outputs = entry.get("outputs")
+    if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
+        raise bad(f"needs 'outputs', a list of output names in the model's order; got {outputs!r}")
+    files = entry.get("files", {})
+    if not isinstance(files, dict):
+        raise bad(f"'files' must map formats ({', '.join(FORMATS)}) to {{path, sha256, bytes}}")
+    for fmt, info in files.items():
+        if not isinstance(info, dict) or not isinstance(info.get("path"), str):
+            raise bad(f"file {fmt!r} needs a 'path' (relative to the manifest); got {info!r}")

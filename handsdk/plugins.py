@@ -142,8 +142,8 @@ def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
     for impl in hook.get_hookimpls():
         try:
             impl.function(**_args(impl, **kwargs))
-        except Exception:
-            log.exception("handsdk plugin %r raised in %s", pm.get_name(impl.plugin), hook_name)
+        except Exception as exc:
+            log.exception("handsdk plugin %r raised in %s: %s", pm.get_name(impl.plugin), hook_name, exc)
 
 
 def import_optional(module: str, extra: str) -> Any:

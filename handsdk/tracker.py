@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -23,7 +22,7 @@ import numpy as np
 from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
-from .errors import ConfigError, HandSDKError, SourceError
+from .errors import ConfigError, HandSDKError, ModelError, SourceError
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
@@ -32,7 +31,7 @@ from .geometry import (
     rect_iou,
     warp_crop,
 )
-from .models import model_spec
+from .models import ModelSpec, model_spec
 from .plugins import call_hook_safely, get_component
 from .sources import open_source, stall_guard
 from .types import FrameResult, Hand, Handedness, RotatedRect
@@ -41,6 +40,35 @@ log = logging.getLogger(__name__)
 
 #: A hand re-detected this many frames after its track was lost, where it was, keeps its id.
 LOST_TRACK_FRAMES = 5
+
+
+#: What the tracker reads from each model's outputs, in the manifest's order (None: any size).
+EXPECTED_OUTPUTS: dict[str, list[tuple[int | None, ...]]] = {
+    "landmark": [(1, 21, 3), (1, 21), (1, 1), (1, 1)],  # landmarks, confidence, presence, handedness
+    "detector": [(1, 1, None, None), (1, 7, None, None)],  # centre heatmap, crop geometry
+}
+
+
+def _checked(runner: Any, spec: ModelSpec) -> Any:
+    """``runner`` after one inference on a blank input: a model file of the wrong kind (the
+    detector given as the landmark model, another input size, other outputs) fails here with a
+    :class:`ModelError` naming it, not inside ``detect()`` with a runtime's own error."""
+    size = spec.input_size
+    where = f"the {spec.name} model ({spec.override or spec.root / 'manifest.json'})"
+    try:
+        outs = runner(np.zeros((1, size, size, 3), np.float32))
+    except Exception as exc:  # each runtime raises its own kinds
+        raise ModelError(f"{where} does not run on a 1x{size}x{size}x3 NHWC float32 input, as the manifest "
+                         f"says it should: {exc}") from exc
+    expected = EXPECTED_OUTPUTS.get(spec.name, [])
+    got = [tuple(np.shape(o)) for o in outs]
+    if len(got) < len(expected) or any(
+            len(g) != len(e) or any(a is not None and a != b for a, b in zip(e, g, strict=True))
+            for g, e in zip(got, expected, strict=False)):
+        want = ", ".join(str(tuple("any" if a is None else a for a in e)) for e in expected)
+        raise ModelError(f"{where} gives outputs of shapes {got}; the tracker reads {want} "
+                         f"({', '.join(spec.outputs)})")
+    return runner
 
 
 @dataclass
@@ -69,24 +97,23 @@ class Tracker:
     def __init__(self, config: str | Path | Mapping[str, Any] | Config | None = None):
         self.config = load_config(config)
         cfg = self.config
-        self._owner = threading.get_ident()
         self._closed = False
         be = get_component("backend", cfg.backend.name)
         self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
         # a backend may run a whole detect+landmark pipeline itself (the mediapipe baseline)
         self._pipeline = bool(getattr(self.backend, "runs_whole_pipeline", False))
-        m = cfg.models
-        self.landmark_spec = model_spec("landmark", m.manifest, m.landmark)
-        self.detector_spec = model_spec("detector", m.manifest, m.detector)
-        if not self._pipeline:
-            self._landmark = self.backend.load(self.landmark_spec, m.variant)
-            self._detector = self.backend.load(self.detector_spec, m.variant)
-        self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
-        self._filter_factory = get_component("filter", cfg.filter.name).factory
-        self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
-        build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
         self.consumers: list[ConsumerSlot] = []
         try:
+            m = cfg.models
+            self.landmark_spec = model_spec("landmark", m.manifest, m.landmark)
+            self.detector_spec = model_spec("detector", m.manifest, m.detector)
+            if not self._pipeline:
+                self._landmark = _checked(self.backend.load(self.landmark_spec, m.variant), self.landmark_spec)
+                self._detector = _checked(self.backend.load(self.detector_spec, m.variant), self.detector_spec)
+            self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
+            self._filter_factory = get_component("filter", cfg.filter.name).factory
+            self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
+            build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
             for i, section in enumerate(cfg.consumers):
                 comp = get_component("consumer", section.name)
                 obj = build_component(comp.factory, section.options,
@@ -95,6 +122,9 @@ class Tracker:
         except Exception:
             for slot in self.consumers:  # release files the earlier consumers opened
                 slot.close()
+            close = getattr(self.backend, "close", None)  # and the backend (a worker process, sessions)
+            if close is not None:
+                close()
             raise
         self._async: AsyncSinks | None = None
         self._ids = itertools.count(1)
@@ -240,6 +270,8 @@ class Tracker:
         with ``mirror_new`` the final crop is read again averaged with its mirror image; then
         readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
         """
+        if self._closed:
+            raise HandSDKError("this Tracker is closed; create a new one")
         bgr = as_bgr(image)
         t = self.config.tracker
         if self._pipeline:
@@ -303,9 +335,8 @@ class Tracker:
             self._tracks = []
         self._size = size
         cfg = self.config.tracker
-        timings: dict[str, float] = {"preprocess": 0.0}
         t1 = time.perf_counter()
-        timings["preprocess"] = (t1 - t0) * 1000
+        timings = {"preprocess": (t1 - t0) * 1000}
         candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
         ran_detector = False
         periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0

@@ -169,6 +169,38 @@ def test_evaluate_video_on_a_rendered_clip(bundled_models, tmp_path):
     assert res["pck20"] > 0.85 and res["epe_rel"] < 0.1
 
 
+@pytest.mark.parametrize(("content", "match"), [
+    ("{not json", "cannot be read"),
+    ('{"frames": []}', "is a dict"),
+    ("[[[1, 2]]]", "frame 0"),
+    ("[" + json.dumps([[0.0] * 4] * 21) + "]", "4 values per point"),
+])
+def test_a_bad_video_reference_is_a_config_error(tmp_path, content, match):
+    ref = tmp_path / "ref.json"
+    ref.write_text(content)
+    with pytest.raises(ConfigError, match=match) as info:
+        ev.evaluate_video(tmp_path / "clip.mp4", ref, tracker=None)
+    assert "one entry per frame" in str(info.value)
+
+
+def test_video_frames_are_timed_at_the_file_frame_rate(tmp_path):
+    video = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+    for _ in range(3):
+        w.write(np.zeros((64, 64, 3), np.uint8))
+    w.release()
+    assert ev.video_fps(video) == pytest.approx(10.0)
+    assert ev.video_fps(tmp_path / "missing.mp4", default=30.0) == 30.0
+
+
+def test_cli_perturbations_are_the_evaluators(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["eval", "--perturb", "nope"])
+    err = capsys.readouterr().err
+    listed = err.split("choose from ")[1].split(")")[0].replace("'", "").split(", ")
+    assert listed == list(ev.PERTURBATIONS)
+
+
 def test_cli(bundled_models, rendered, tmp_path, capsys):
     folder, items = rendered
     out = tmp_path / "res.json"

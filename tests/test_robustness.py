@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from handsdk import FrameError, HandSDKError, SourceError, Tracker
+from handsdk import (
+    ConfigError,
+    FrameError,
+    HandSDKError,
+    ModelError,
+    SourceError,
+    Tracker,
+    hookimpl,
+)
 from handsdk.frames import as_bgr
 from handsdk.plugins import pm
 from handsdk.synthetic import synthetic_clip
@@ -237,3 +245,99 @@ def test_a_stalled_source_ends_the_run(tracker, clip):
     assert len(results) == 3
     assert time.perf_counter() - t0 < 10
     never.set()
+
+
+# -- models, configs and writers of the wrong kind ---------------------------------------------
+def test_a_model_file_of_the_wrong_kind_fails_at_load_naming_it(bundled_models):
+    detector_file = str(bundled_models / "detector.onnx")
+    with pytest.raises(ModelError, match=r"the landmark model \(.*detector\.onnx\) does not run on a 1x224x224x3"):
+        Tracker({"models": {"landmark": detector_file}})
+
+
+def test_a_model_with_other_outputs_fails_at_load(fake_backend, register_plugin):
+    from conftest import FakeBackend
+
+    class TwoDLandmarks(FakeBackend):
+        def load(self, spec, variant="fp32"):
+            runner = super().load(spec, variant)
+            if spec.name != "landmark":
+                return runner
+            return lambda batch: [out[..., :2] if i == 0 else out for i, out in enumerate(runner(batch))]
+
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register("fake2d", lambda: TwoDLandmarks({}))
+
+    register_plugin(Plugin(), "test-fake2d")
+    with pytest.raises(ModelError, match=r"gives outputs of shapes \[\(1, 21, 2\).*reads \(1, 21, 3\)"):
+        Tracker(fake_backend.config(backend={"name": "fake2d"}))
+
+
+@pytest.mark.parametrize(("entry", "match"), [
+    ({"outputs": ["a"], "files": {}}, "needs 'input_size'"),
+    ({"input_size": "224", "outputs": ["a"]}, "needs 'input_size'"),
+    ({"input_size": 64, "files": {}}, "needs 'outputs'"),
+    ({"input_size": 64, "outputs": ["a"], "files": {"onnx": {"sha256": "x"}}}, "file 'onnx' needs a 'path'"),
+    ("landmark.onnx", "must be an object"),
+])
+def test_a_malformed_manifest_entry_is_a_model_error(tmp_path, entry, match):
+    import json
+
+    good = {"input_size": 64, "outputs": ["heatmap", "geometry"], "files": {}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"landmark": entry, "detector": good}}))
+    with pytest.raises(ModelError, match=match):
+        Tracker({"models": {"manifest": str(tmp_path / "manifest.json")}})
+
+
+def test_a_failed_tracker_releases_its_backend(fake_backend, register_plugin):
+    from conftest import FakeBackend
+
+    closed = []
+
+    class Closing(FakeBackend):
+        def close(self):
+            closed.append(True)
+
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register("closing", lambda: Closing({}))
+
+    register_plugin(Plugin(), "test-closing")
+    with pytest.raises(HandSDKError, match="unknown consumer 'nope'"):
+        Tracker(fake_backend.config(backend={"name": "closing"}, consumers=[{"name": "nope"}]))
+    assert closed == [True]
+
+
+@pytest.mark.parametrize("config", [123, 1.5, ["tracker"], b"handsdk.toml"])
+def test_a_config_of_the_wrong_type_is_a_config_error(config):
+    with pytest.raises(ConfigError, match="a TOML file path, a dict or a Config"):
+        Tracker(config)
+
+
+def test_a_closed_tracker_refuses_stills(clip):
+    t = Tracker()
+    t.close()
+    with pytest.raises(HandSDKError, match="closed"):
+        t.detect(clip[0])
+
+
+def test_a_missing_folder_is_a_source_error(tmp_path):
+    from handsdk.sources import open_source
+
+    with pytest.raises(SourceError, match="does not exist or is not a folder"):
+        open_source(str(tmp_path / "nowhere"), "folder")
+
+
+def test_an_unwritable_video_is_reported_once_and_tracking_goes_on(clip, tmp_path, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = {"consumers": [{"name": "video", "path": str(blocker / "out.mp4")},
+                         {"name": "jsonl", "path": str(tmp_path / "out.jsonl")}]}
+    with caplog.at_level("ERROR"), Tracker(cfg) as t:
+        results = list(t.run(clip[:4]))
+    assert len(results) == 4 and all(r.hands for r in results)
+    errors = [r for r in caplog.records if "video" in r.getMessage() and "cannot create" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in caplog.records]
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4  # the other consumer got every frame

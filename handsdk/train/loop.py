@@ -27,7 +27,7 @@ class Pool:
     hand_free: np.ndarray  # (N, 4) int: a teacher-verified hand-free strip x0, y0, x1, y1; -1: none
 
 
-def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0, max_hands: int = 1) -> Pool:
+def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
     """Real photos from the pack plus ``n_synthetic`` renders (5 % of those held out)."""
     images, lms, right, valid, synth, ds, free = [], [], [], [], [], [], []
     if pack is not None:

@@ -25,7 +25,10 @@ class OnnxRuntimeRunner:
     def __init__(self, session, spec: ModelSpec):
         self.session = session
         self.input = session.get_inputs()[0].name
-        self.outputs = [o.name for o in session.get_outputs()]
+        names = [o.name for o in session.get_outputs()]
+        # the manifest's order where the file names its outputs as the manifest does, else the
+        # file's own (the tracker checks the shapes it gets when it loads the model)
+        self.outputs = spec.outputs if set(spec.outputs) <= set(names) else names
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.outputs, {self.input: np.ascontiguousarray(batch, np.float32)})

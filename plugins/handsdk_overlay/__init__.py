@@ -14,6 +14,7 @@ from handsdk.annotate import (
     LabelAnnotator,
     LandmarkAnnotator,
     SkeletonAnnotator,
+    annotate,
 )
 from handsdk.errors import ConfigError
 from handsdk.hookspecs import hookimpl
@@ -40,10 +41,7 @@ class OverlayRenderer:
                                   "(pip install opencv-python instead of -headless)") from exc
 
     def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
-        out = frame.copy()
-        for a in self.annotators:
-            out = a.annotate(out, result)
-        return out
+        return annotate(frame, result, self.annotators)
 
     def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
         if frame is None:

@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="score every photo, not only the held-out ones")
     ap.add_argument("--limit", type=int, help="score a fixed subsample of at most N photos")
     ap.add_argument("--min-detection-confidence", type=float,
-                    help="tracker option (default: the tracker's own, 0.5)")
+                    help="tracker option (default: the tracker's own)")
     ap.add_argument("--perturb", choices=SIGN_PERTURBATIONS,
                     help="score the photos made harder (as handsdk eval --perturb; no --png)")
     ap.add_argument("--png", help="confusion matrix PNG (default docs/images/confusion_<name>.png)")

@@ -10,13 +10,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handsdk.data import IMAGE_SUFFIXES
 from handsdk.errors import SourceError
 from handsdk.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def _path(spec: Any) -> Path | None:
@@ -143,6 +143,8 @@ class FolderSource:
 
     def __init__(self, spec: str | Path):
         self.folder = Path(spec)
+        if not self.folder.is_dir():
+            raise SourceError(f"folder {str(self.folder)!r} does not exist or is not a folder")
         self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"folder {str(self.folder)!r} holds no images "

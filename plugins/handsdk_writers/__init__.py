@@ -50,19 +50,27 @@ class VideoWriter:
         self.path, self.fps, self.annotate, self.codec = Path(path), float(fps), annotate, codec
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._failed = False  # the file could not be opened: reported once, then frames are skipped
         self.frames = 0
 
     def __call__(self, result: FrameResult, frame: np.ndarray | None) -> None:
-        if frame is None:
+        if frame is None or self._failed:
             return
         img = annotate(frame, result) if self.annotate else frame
         h, w = img.shape[:2]
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise OSError(f"video: OpenCV cannot write {str(self.path)!r} with codec {self.codec!r}")
-            self._size = (w, h)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._failed = True
+                raise ConfigError(f"video: cannot create the folder of {str(self.path)!r}: {exc}") from exc
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, (w, h))
+            if not writer.isOpened():
+                self._failed = True
+                raise ConfigError(f"video: OpenCV cannot write {str(self.path)!r} with codec {self.codec!r} "
+                                  "(is the folder writable, and does the extension suit the codec, "
+                                  "e.g. .mp4 with mp4v?); no video will be written")
+            self._writer, self._size = writer, (w, h)
         elif (w, h) != self._size:  # resolution changed mid-stream: keep the file's size
             img = cv2.resize(img, self._size)
         self._writer.write(img)
