@@ -131,7 +131,7 @@ class SignClassifier:
             landmarks = landmarks.landmarks
         h = "left" if str(handedness).lower() == "left" else "right"
         o = self.model.orientation
-        x = np.stack([sign_features(landmarks, h, o), sign_features(landmarks, _OTHER[h], o)])
+        x = np.stack([sign_features(landmarks, h, o), sign_features(landmarks, OTHER_HAND[h], o)])
         return self.model.predict_proba(x).mean(axis=0)
 
     def predict(self, landmarks: Any, handedness: str | None = None) -> Label:
@@ -191,7 +191,7 @@ class SignClassifier:
         self.reset()
 
 
-_OTHER = {"left": "right", "right": "left"}
+OTHER_HAND = {"left": "right", "right": "left"}
 
 
 def _number(option: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:

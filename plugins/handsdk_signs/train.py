@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import BUILTIN, vocabulary_dir
+from .classifier import BUILTIN, OTHER_HAND, SignClassifier, vocabulary_dir
 from .dataset import (
     DATASETS,
     Sample,
@@ -78,9 +78,6 @@ BUILTIN_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
-_OTHER = {"left": "right", "right": "left"}
-
-
 def training_arrays(samples: Sequence[Sample], labels: Sequence[str], orientation: bool
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Features of each sample's hand, in both mirror images (so the model does not depend on
@@ -91,7 +88,7 @@ def training_arrays(samples: Sequence[Sample], labels: Sequence[str], orientatio
         if i is None:
             continue
         y = labels.index(s.label)
-        for h in (s.handedness[i], _OTHER[s.handedness[i]]):
+        for h in (s.handedness[i], OTHER_HAND[s.handedness[i]]):
             xs.append(sign_features(s.landmarks[i], h, orientation))
             ys.append(y)
     if not xs:
@@ -120,18 +117,16 @@ def train_model(samples: Sequence[Sample], labels: Sequence[str], *, orientation
 
 def predict_samples(model: SignModel, samples: Sequence[Sample]) -> list[tuple[str | None, float]]:
     """What ``Tracker.detect`` + ``sign_classifier`` say for each (cached) photo: the largest
-    hand's sign, or (None, 0) when no hand was found."""
+    hand's sign, or (None, 0) when no hand was found — the consumer's own ``predict``."""
+    classifier = SignClassifier(model, motion=False)
     out: list[tuple[str | None, float]] = []
     for s in samples:
         if not s.handedness:
             out.append((None, 0.0))
             continue
         i = largest_hand(s.landmarks)
-        h = s.handedness[i]
-        x = np.stack([sign_features(s.landmarks[i], hh, model.orientation) for hh in (h, _OTHER[h])])
-        p = model.predict_proba(x).mean(axis=0)
-        k = int(np.argmax(p))
-        out.append((model.labels[k], float(p[k])))
+        label = classifier.predict(s.landmarks[i], s.handedness[i])
+        out.append((label.name, label.score))
     return out
 
 
