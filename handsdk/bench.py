@@ -22,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .types import hand_size
+
 WARMUP = 5
 
 
@@ -169,7 +171,7 @@ def agreement(hands: list[list], ref: list[list]) -> tuple[float, int]:
         if not ours or not theirs:
             continue
         r = np.asarray(theirs[0])[:, :2]
-        size = max(np.ptp(r, axis=0).max(), 1.0)
+        size = hand_size(r)
         d.append(min(np.linalg.norm(np.asarray(o)[:, :2] - r, axis=1).mean() for o in ours) / size)
     return (float(np.mean(d)) if d else float("nan")), len(d)
 

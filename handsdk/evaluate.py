@@ -37,6 +37,7 @@ import numpy as np
 from .data import IMAGE_SUFFIXES
 from .errors import ConfigError
 from .geometry import hand_free_region, rect_from_landmarks
+from .types import hand_size
 
 THRESHOLDS = np.linspace(0, 0.2, 41)
 
@@ -158,7 +159,7 @@ def _dark(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
 
 def _blur(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
     """Horizontal motion blur over 8 % of the hand's size."""
-    k = max(3, int(0.08 * hand_scale(ref)) | 1)
+    k = max(3, int(0.08 * hand_size(ref)) | 1)
     kernel = np.zeros((k, k), np.float32)
     kernel[k // 2] = 1.0 / k
     return cv2.filter2D(img, -1, kernel), ref
@@ -182,11 +183,6 @@ def perturb_sample(name: str, img: np.ndarray, ref: np.ndarray, index: int):
     return _perturbation(name)(img, np.asarray(ref, np.float32), np.random.default_rng(index))
 
 
-def hand_scale(ref: np.ndarray) -> float:
-    xy = ref[:, :2]
-    return float(max(np.ptp(xy, axis=0).max(), 1.0))
-
-
 @dataclass
 class Scores:
     """Per-sample errors; ``None`` where the hand was not found."""
@@ -197,7 +193,7 @@ class Scores:
     confidences: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (sample, (21,)) where reported
 
     def add(self, pred: np.ndarray | None, ref: np.ndarray, confidence: np.ndarray | None = None) -> None:
-        self.scales.append(hand_scale(ref))
+        self.scales.append(hand_size(ref))
         self.errors.append(None if pred is None else np.linalg.norm(pred[:, :2] - ref[:, :2], axis=1))
         if pred is not None and confidence is not None:
             self.confidences.append((len(self.errors) - 1, np.asarray(confidence, np.float64).ravel()))
@@ -249,7 +245,7 @@ def _best_match(cands: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:
         return None
     d = [float(np.linalg.norm(c[:, :2] - ref[:, :2], axis=1).mean()) for c in cands]
     i = int(np.argmin(d))
-    return cands[i] if d[i] < 0.5 * hand_scale(ref) else None
+    return cands[i] if d[i] < 0.5 * hand_size(ref) else None
 
 
 def _add_hands(scores: Scores, hands: list, ref: np.ndarray) -> None:

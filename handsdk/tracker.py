@@ -34,7 +34,7 @@ from .geometry import (
 from .models import ModelSpec, model_spec
 from .plugins import call_hook_safely, get_component
 from .sources import open_source, stall_guard
-from .types import FrameResult, Hand, Handedness, RotatedRect
+from .types import FrameResult, Hand, Handedness, RotatedRect, hand_size
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class Tracker:
         kept: list[dict[str, Any]] = []
         for it in sorted(items, key=lambda d: -d["presence"]):
             lm = it["landmarks"][:, :2]
-            size = max(float(np.ptp(lm, axis=0).max()), 1.0)
+            size = hand_size(lm)
             twin = None
             for k in kept:
                 close = float(np.linalg.norm(lm - k["landmarks"][:, :2], axis=1).mean()) < 0.15 * size

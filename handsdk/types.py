@@ -64,6 +64,13 @@ class Label:
         return {"name": self.name, "score": round(float(self.score), 4)}
 
 
+def hand_size(landmarks: np.ndarray) -> float:
+    """The size of a hand in pixels: the larger side of its landmarks' (x, y) bounding box, at
+    least 1 (so it can divide). The unit of every relative error and threshold in handsdk."""
+    xy = np.asarray(landmarks)[:, :2]
+    return max(float(np.ptp(xy, axis=0).max()), 1.0)
+
+
 @dataclass
 class Handedness:
     """Which hand this is, as seen in the (possibly mirrored) input image."""
@@ -93,9 +100,8 @@ class Hand:
 
     @property
     def size(self) -> float:
-        """Hand size in pixels: the larger side of the landmarks' bounding box."""
-        xy = self.landmarks[:, :2]
-        return float(np.max(xy.max(0) - xy.min(0)))
+        """Hand size in pixels: the larger side of the landmarks' bounding box (:func:`hand_size`)."""
+        return hand_size(self.landmarks)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from handsdk.data import IMAGE_SUFFIXES, Photo, iter_photos, yolo_box
+from handsdk.types import hand_size
 
 #: Built-in vocabularies and the shared dataset each is trained on.
 DATASETS = {"asl_letters": "asl_letters", "digits": "sign_digits"}
@@ -291,5 +292,5 @@ def main_hand(sample: Sample) -> int | None:
 
 
 def largest_hand(landmarks: Iterable[np.ndarray]) -> int:
-    sizes = [float(np.ptp(np.asarray(lm)[:, :2], axis=0).max()) for lm in landmarks]
+    sizes = [hand_size(lm) for lm in landmarks]
     return int(np.argmax(sizes))
