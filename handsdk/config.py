@@ -75,6 +75,19 @@ SECTIONS = ("tracker", "backend", "filter", "consumers", "models", "source")
 VARIANTS = ("fp32", "int8")
 
 
+def number_option(where: str, option: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
+    """``value`` as a float if it is a finite number in [lo, hi] (``(lo, hi]`` with ``lo_open``),
+    else a :class:`ConfigError` naming the plugin (``where``), the option and the range: for
+    plugins checking their own options."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > lo if lo_open else value >= lo) and value <= hi)
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise ConfigError(f"{where}: option {option!r} must be a number in {bracket}{lo:g}, {hi:g}], "
+                          f"got {value!r}")
+    return float(value)
+
+
 def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from handsdk.config import number_option
 from handsdk.errors import ConfigError
 from handsdk.types import FrameResult, Hand, Label
 
@@ -22,15 +23,6 @@ _WHERE = "gesture_recognizer"
 
 def _bad(option: str, valid: str, value: Any) -> ConfigError:
     return ConfigError(f"{_WHERE}: option {option!r} must be {valid}, got {value!r}")
-
-
-def _number(option: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and (value > lo if lo_open else value >= lo) and value <= hi)
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise _bad(option, f"a number in {bracket}{lo:g}, {hi:g}]", value)
-    return float(value)
 
 
 @dataclass
@@ -84,12 +76,12 @@ class GestureRecognizer:
                  smoothing: float = 0.5, custom: str | Path | GestureLibrary | None = None,
                  custom_threshold: float | None = None, gestures: Iterable[str] | None = None,
                  key: str = "gesture"):
-        self.min_score = _number("min_score", min_score, 0.0, 1.0)
+        self.min_score = number_option(_WHERE, "min_score", min_score, 0.0, 1.0)
         if isinstance(min_frames, bool) or not isinstance(min_frames, int) or min_frames < 1:
             raise _bad("min_frames", "an integer >= 1", min_frames)
         self.min_frames = min_frames
-        self.switch_margin = _number("switch_margin", switch_margin, 0.0, 1.0)
-        self.smoothing = _number("smoothing", smoothing, 0.0, 1.0, lo_open=True)
+        self.switch_margin = number_option(_WHERE, "switch_margin", switch_margin, 0.0, 1.0)
+        self.smoothing = number_option(_WHERE, "smoothing", smoothing, 0.0, 1.0, lo_open=True)
         if not isinstance(key, str) or not key:
             raise _bad("key", "a non-empty string", key)
         self.key = key

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from handsdk.config import number_option
 from handsdk.errors import ConfigError
 from handsdk.types import FrameResult, Hand, Label
 
@@ -102,11 +102,11 @@ class SignClassifier:
                  min_frames: int = 2, switch_margin: float = 0.25, key: str = "sign",
                  motion: bool = True):
         self.model = load_vocabulary(vocabulary)
-        self.smoothing = _number("smoothing", smoothing, 0.0, 1.0, lo_open=True)
+        self.smoothing = number_option(_WHERE, "smoothing", smoothing, 0.0, 1.0, lo_open=True)
         if isinstance(min_frames, bool) or not isinstance(min_frames, int) or min_frames < 1:
             raise ConfigError(f"{_WHERE}: option 'min_frames' must be an integer >= 1, got {min_frames!r}")
         self.min_frames = min_frames
-        self.switch_margin = _number("switch_margin", switch_margin, 0.0, 1.0)
+        self.switch_margin = number_option(_WHERE, "switch_margin", switch_margin, 0.0, 1.0)
         if not isinstance(key, str) or not key:
             raise ConfigError(f"{_WHERE}: option 'key' must be a non-empty string, got {key!r}")
         self.key = key
@@ -192,13 +192,3 @@ class SignClassifier:
 
 
 OTHER_HAND = {"left": "right", "right": "left"}
-
-
-def _number(option: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and (value > lo if lo_open else value >= lo) and value <= hi)
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ConfigError(f"{_WHERE}: option {option!r} must be a number in {bracket}{lo:g}, {hi:g}], "
-                          f"got {value!r}")
-    return float(value)
