@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from handsdk.errors import ConfigError, MissingDependencyError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -79,5 +79,5 @@ class MediaPipeBackend:
 
 
 @hookimpl
-def handsdk_register_backends(register):
+def handsdk_register_backends(register: Register) -> None:
     register("mediapipe", MediaPipeBackend)

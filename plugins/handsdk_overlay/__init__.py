@@ -17,7 +17,7 @@ from handsdk.annotate import (
     annotate,
 )
 from handsdk.errors import ConfigError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 from handsdk.types import FrameResult
 
 
@@ -61,5 +61,5 @@ class OverlayRenderer:
 
 
 @hookimpl
-def handsdk_register_consumers(register):
+def handsdk_register_consumers(register: Register) -> None:
     register("overlay", OverlayRenderer)

@@ -57,6 +57,8 @@ draws it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from handsdk.hookspecs import Register, hookimpl
 
 from .classifier import BUILTIN, SignClassifier, load_vocabulary, resolve_vocabulary, vocabulary_dir
@@ -83,7 +85,7 @@ def handsdk_register_consumers(register: Register) -> None:
 
 
 @hookimpl
-def handsdk_register_commands(subparsers):
+def handsdk_register_commands(subparsers: Any) -> None:
     import argparse
 
     p = subparsers.add_parser("sign-demo", help="fingerspelling demo: webcam, video or synthetic clip",

@@ -12,7 +12,7 @@ import numpy as np
 
 from handsdk.data import IMAGE_SUFFIXES
 from handsdk.errors import SourceError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class SyntheticSource:
 
 
 @hookimpl
-def handsdk_register_sources(register):
+def handsdk_register_sources(register: Register) -> None:
     register("camera", CameraSource)
     register("video", VideoSource)
     register("image", ImageSource)

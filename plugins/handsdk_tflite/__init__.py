@@ -9,7 +9,7 @@ import numpy as np
 
 from handsdk.backend import default_threads
 from handsdk.errors import ConfigError, MissingDependencyError, ModelError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
 
 
@@ -71,5 +71,5 @@ class TFLiteBackend:
 
 
 @hookimpl
-def handsdk_register_backends(register):
+def handsdk_register_backends(register: Register) -> None:
     register("tflite", TFLiteBackend)

@@ -8,7 +8,7 @@ import numpy as np
 
 from handsdk.backend import default_threads
 from handsdk.errors import ConfigError, ModelError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
 from handsdk.plugins import import_optional
 
@@ -70,5 +70,5 @@ class TorchBackend:
 
 
 @hookimpl
-def handsdk_register_backends(register):
+def handsdk_register_backends(register: Register) -> None:
     register("torch", TorchBackend)

@@ -10,7 +10,7 @@ import numpy as np
 
 from handsdk.annotate import annotate
 from handsdk.errors import ConfigError
-from handsdk.hookspecs import hookimpl
+from handsdk.hookspecs import Register, hookimpl
 from handsdk.types import FrameResult
 
 
@@ -82,6 +82,6 @@ class VideoWriter:
 
 
 @hookimpl
-def handsdk_register_consumers(register):
+def handsdk_register_consumers(register: Register) -> None:
     register("jsonl", JsonlWriter)
     register("video", VideoWriter)
