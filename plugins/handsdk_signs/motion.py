@@ -37,7 +37,7 @@ from handsdk.types import Label
 EXTENDED, CURLED = 90.0, 120.0
 
 
-def handshape(landmarks: np.ndarray) -> str | None:
+def stroke_handshape(landmarks: np.ndarray) -> str | None:
     """``"I"`` (only the pinky extended), ``"index"`` (only the index extended) or None."""
     flex = hand_shape(landmarks).flex[1:]  # index .. pinky
     ext, cur = flex < EXTENDED, flex > CURLED
@@ -145,7 +145,7 @@ class MotionLetters:
         h = self._tracks.setdefault(track_id, _History())
         p = as_landmarks(landmarks)
         h.times.append(float(timestamp_ms))
-        h.shapes.append(handshape(p))
+        h.shapes.append(stroke_handshape(p))
         h.pinky.append(p[20, :2])
         h.index.append(p[8, :2])
         h.palm.append(palm_size(p))
