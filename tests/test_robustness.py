@@ -274,6 +274,29 @@ def test_a_model_with_other_outputs_fails_at_load(fake_backend, register_plugin)
         Tracker(fake_backend.config(backend={"name": "fake2d"}))
 
 
+def test_one_number_per_item_may_come_flat(fake_backend, register_plugin):
+    """Presence and handedness as (N,) instead of (N, 1): the tracker reads both the same."""
+    from conftest import FakeBackend
+
+    class Flat(FakeBackend):
+        def load(self, spec, variant="fp32"):
+            runner = super().load(spec, variant)
+            if spec.name != "landmark":
+                return runner
+            return lambda batch: [o.reshape(len(batch)) if o.ndim == 2 and o.shape[1] == 1 else o
+                                  for o in runner(batch)]
+
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register("flat", lambda: Flat({}))
+
+    register_plugin(Plugin(), "test-flat")
+    with Tracker(fake_backend.config(backend={"name": "flat"})) as tracker:
+        hands = tracker.detect(fake_backend.frame())
+    assert len(hands) == 1 and hands[0].score == pytest.approx(0.99)
+
+
 @pytest.mark.parametrize(("entry", "match"), [
     ({"outputs": ["a"], "files": {}}, "needs 'input_size'"),
     ({"input_size": "224", "outputs": ["a"]}, "needs 'input_size'"),
