@@ -202,7 +202,7 @@ def extract(photos: Sequence[Photo], flips: bool = True, tracker=None, progress:
             hand_px = max(box[2], box[3]) if box is not None else 0.8 * min(w, h)
             for k in range(augment + 1, augment + degrade + 1):
                 flipped = bool(rng.integers(2))
-                im = _degraded(img[:, ::-1] if flipped else img, hand_px, rng)
+                im = _degraded(np.ascontiguousarray(img[:, ::-1]) if flipped else img, hand_px, rng)
                 b = box if box is None or not flipped else (w - box[0], box[1], box[2], box[3])
                 lms, hd, sc = _detect(tracker, im)
                 out.append(Sample(str(ph.path), ph.label, ph.split, ph.group, flipped, w, h, lms, hd, sc,
