@@ -248,6 +248,28 @@ def test_a_stalled_source_ends_the_run(tracker, clip):
 
 
 # -- models, configs and writers of the wrong kind ---------------------------------------------
+def _register_backend(register_plugin, name: str, backend) -> None:
+    """A throwaway backend plugin whose factory returns ``backend``."""
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register(name, lambda: backend)
+
+    register_plugin(Plugin(), f"test-{name}")
+
+
+def _landmark_outputs_changed(change):
+    """The fake backend, its landmark model's outputs passed through ``change``."""
+    from conftest import FakeBackend
+
+    class Changed(FakeBackend):
+        def load(self, spec, variant="fp32"):
+            runner = super().load(spec, variant)
+            return runner if spec.name != "landmark" else (lambda batch: change(runner(batch)))
+
+    return Changed({})
+
+
 def test_a_model_file_of_the_wrong_kind_fails_at_load_naming_it(bundled_models):
     detector_file = str(bundled_models / "detector.onnx")
     with pytest.raises(ModelError, match=r"the landmark model \(.*detector\.onnx\) does not run on a 1x224x224x3"):
@@ -255,43 +277,16 @@ def test_a_model_file_of_the_wrong_kind_fails_at_load_naming_it(bundled_models):
 
 
 def test_a_model_with_other_outputs_fails_at_load(fake_backend, register_plugin):
-    from conftest import FakeBackend
-
-    class TwoDLandmarks(FakeBackend):
-        def load(self, spec, variant="fp32"):
-            runner = super().load(spec, variant)
-            if spec.name != "landmark":
-                return runner
-            return lambda batch: [out[..., :2] if i == 0 else out for i, out in enumerate(runner(batch))]
-
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("fake2d", lambda: TwoDLandmarks({}))
-
-    register_plugin(Plugin(), "test-fake2d")
+    _register_backend(register_plugin, "fake2d",
+                      _landmark_outputs_changed(lambda outs: [outs[0][..., :2], *outs[1:]]))
     with pytest.raises(ModelError, match=r"gives outputs of shapes \[\(1, 21, 2\).*reads \(1, 21, 3\)"):
         Tracker(fake_backend.config(backend={"name": "fake2d"}))
 
 
 def test_one_number_per_item_may_come_flat(fake_backend, register_plugin):
     """Presence and handedness as (N,) instead of (N, 1): the tracker reads both the same."""
-    from conftest import FakeBackend
-
-    class Flat(FakeBackend):
-        def load(self, spec, variant="fp32"):
-            runner = super().load(spec, variant)
-            if spec.name != "landmark":
-                return runner
-            return lambda batch: [o.reshape(len(batch)) if o.ndim == 2 and o.shape[1] == 1 else o
-                                  for o in runner(batch)]
-
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("flat", lambda: Flat({}))
-
-    register_plugin(Plugin(), "test-flat")
+    _register_backend(register_plugin, "flat", _landmark_outputs_changed(
+        lambda outs: [o.reshape(len(o)) if o.ndim == 2 and o.shape[1] == 1 else o for o in outs]))
     with Tracker(fake_backend.config(backend={"name": "flat"})) as tracker:
         hands = tracker.detect(fake_backend.frame())
     assert len(hands) == 1 and hands[0].score == pytest.approx(0.99)
@@ -322,12 +317,7 @@ def test_a_failed_tracker_releases_its_backend(fake_backend, register_plugin):
         def close(self):
             closed.append(True)
 
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("closing", lambda: Closing({}))
-
-    register_plugin(Plugin(), "test-closing")
+    _register_backend(register_plugin, "closing", Closing({}))
     with pytest.raises(HandSDKError, match="unknown consumer 'nope'"):
         Tracker(fake_backend.config(backend={"name": "closing"}, consumers=[{"name": "nope"}]))
     assert closed == [True]
