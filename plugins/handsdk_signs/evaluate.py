@@ -107,8 +107,8 @@ def predict_photos(photos: Sequence[Photo], vocabulary: str | Path | SignModel,
                    tracker_options: dict[str, Any] | None = None,
                    perturb: str | None = None) -> list[str | None]:
     """``Tracker.detect`` with the ``sign_classifier`` consumer on each photo (made harder by
-    ``perturb`` if given): the largest hand's sign, or None when no hand was found (or the
-    image cannot be read)."""
+    ``perturb`` if given, where it applies): the largest hand's sign, or None when no hand was
+    found (or the image cannot be read)."""
     from handsdk import Tracker
 
     consumer: dict[str, Any] = {"name": "sign_classifier", "vocabulary": vocabulary}
@@ -120,7 +120,8 @@ def predict_photos(photos: Sequence[Photo], vocabulary: str | Path | SignModel,
         for i, ph in enumerate(photos):
             img = cv2.imread(str(ph.path))
             if img is not None and perturb is not None:
-                img = perturbed(ph, img, perturb, i)
+                harder = perturbed(ph, img, perturb, i)
+                img = img if harder is None else harder  # where it does not apply: the photo as is
             hands = tracker.detect(img) if img is not None else []
             if not hands:
                 preds.append(None)
