@@ -101,10 +101,15 @@ def run_pipeline(name: str, frames: Path, fps: float, max_hands: int) -> dict[st
     p = PIPELINES[name]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", ""))
     if "mediapipe" in p:
-        from handsdk_mediapipe import WORKER, mediapipe_python
+        from .errors import PluginNotFoundError
+        from .plugins import get_component
 
-        cmd = [mediapipe_python(), str(WORKER), "--bench", str(frames), "--complexity",
-               str(p["mediapipe"]), "--max-hands", str(max_hands)]
+        try:  # the mediapipe plugin says how to run it; the core never imports a plugin
+            factory = get_component("backend", "mediapipe").factory
+        except PluginNotFoundError as exc:
+            print(f"  {name}: skipped ({exc})")
+            return None
+        cmd = factory.bench_command(frames, p["mediapipe"], max_hands)
     else:
         cfg = json.loads(json.dumps(p["config"]))
         cfg.setdefault("tracker", {})["max_hands"] = max_hands

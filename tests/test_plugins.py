@@ -559,3 +559,19 @@ print(json.dumps({"kind": slot.kind, "errors": slot.errors, "calls": slot.calls,
     assert out["module"] == "handsdk_pinch" and out["kind"] == "classifier"
     assert out["calls"] == 6 and out["errors"] == 0
     assert all(labels == ["pinch"] for labels in out["labels"])
+
+
+def test_the_core_never_imports_a_plugin():
+    """handsdk/ reaches plugins only through the registry: no import of a first-party plugin
+    package anywhere in the core (the training tools included)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    plugin_packages = {p.name for p in (root / "plugins").iterdir() if (p / "__init__.py").is_file()}
+    found = []
+    for path in (root / "handsdk").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in plugin_packages]
+    assert plugin_packages and not found, found

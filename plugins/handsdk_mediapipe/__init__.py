@@ -39,6 +39,13 @@ class MediaPipeBackend:
     name = "mediapipe"
     runs_whole_pipeline = True
 
+    @staticmethod
+    def bench_command(frames: Path, model_complexity: int, max_hands: int, python: str | None = None) -> list[str]:
+        """The command ``handsdk bench`` runs to time MediaPipe alone on its pre-decoded frames,
+        in its own process and virtualenv (the core reaches it through the plugin registry)."""
+        return [mediapipe_python(python), str(WORKER), "--bench", str(frames), "--complexity",
+                str(model_complexity), "--max-hands", str(max_hands)]
+
     def __init__(self, device: str = "cpu", threads: int = 0, python: str | None = None,
                  model_complexity: int = 1, max_hands: int = 2):
         if model_complexity not in (0, 1):
