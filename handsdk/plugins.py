@@ -121,12 +121,14 @@ def components(kind: str) -> dict[str, Component]:
     return found
 
 
-def get_component(kind: str, name: str) -> Component:
-    """The component ``name`` of ``kind``, or an error listing the valid names."""
+def get_component(kind: str, name: str, where: str | None = None) -> Component:
+    """The component ``name`` of ``kind``, or an error listing the valid names (prefixed with
+    ``where``, e.g. the config file and section that named it)."""
     found = components(kind)
     if name not in found:
         valid = ", ".join(sorted(found)) or "(none registered)"
-        raise PluginNotFoundError(f"unknown {kind} {name!r}; registered {kind}s: {valid}")
+        prefix = f"{where}: " if where else ""
+        raise PluginNotFoundError(f"{prefix}unknown {kind} {name!r}; registered {kind}s: {valid}")
     return found[name]
 
 

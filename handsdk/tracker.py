@@ -102,7 +102,7 @@ class Tracker:
         self.config = load_config(config)
         cfg = self.config
         self._closed = False
-        be = get_component("backend", cfg.backend.name)
+        be = get_component("backend", cfg.backend.name, f"{cfg.origin} [backend]")
         self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
         # a backend may run a whole detect+landmark pipeline itself (the mediapipe baseline)
         self._pipeline = bool(getattr(self.backend, "runs_whole_pipeline", False))
@@ -115,11 +115,11 @@ class Tracker:
                 self._landmark = _checked(self.backend.load(self.landmark_spec, m.variant), self.landmark_spec)
                 self._detector = _checked(self.backend.load(self.detector_spec, m.variant), self.detector_spec)
             self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
-            self._filter_factory = get_component("filter", cfg.filter.name).factory
+            self._filter_factory = get_component("filter", cfg.filter.name, f"{cfg.origin} [filter]").factory
             self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
             build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
             for i, section in enumerate(cfg.consumers):
-                comp = get_component("consumer", section.name)
+                comp = get_component("consumer", section.name, f"{cfg.origin} [[consumers]] #{i + 1}")
                 obj = build_component(comp.factory, section.options,
                                       f"{cfg.origin} [[consumers]] #{i + 1} {section.name!r}")
                 self.consumers.append(ConsumerSlot(section.name, obj))
@@ -465,6 +465,7 @@ class Tracker:
         name = None
         if source is None:
             source, name = cfg_src.options.get("spec"), cfg_src.name
+            get_component("source", name, f"{self.config.origin} [source]")  # a wrong name, said where
             source_options = {**{k: v for k, v in cfg_src.options.items() if k != "spec"}, **source_options}
         if live and self._async is None:
             self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])

@@ -195,8 +195,9 @@ def test_tracker_unknown_backend(tmp_path):
     with pytest.raises(PluginNotFoundError, match=r"unknown backend 'onnx'; registered backends: .*onnxruntime"):
         Tracker({"backend": {"name": "onnx"}})
     path = write(tmp_path, '[backend]\nname = "onnx"\n')
-    with pytest.raises(PluginNotFoundError, match="onnxruntime, tflite, torch"):
+    with pytest.raises(PluginNotFoundError, match="onnxruntime, tflite, torch") as info:
         Tracker(path)
+    assert str(info.value).startswith(f"{path} [backend]: unknown backend 'onnx'")  # the file and section
 
 
 def test_tracker_unknown_filter(fake_backend):
@@ -209,8 +210,8 @@ def test_tracker_unknown_consumer(fake_backend):
     with pytest.raises(PluginNotFoundError) as info:
         Tracker(cfg)
     msg = str(info.value)
-    assert msg.startswith("unknown consumer 'overlays'; registered consumers: ")
-    assert {"jsonl", "overlay", "video"} <= set(msg.split(": ", 1)[1].split(", "))
+    assert msg.startswith("<dict> [[consumers]] #2: unknown consumer 'overlays'; registered consumers: ")
+    assert {"jsonl", "overlay", "video"} <= set(msg.split("registered consumers: ", 1)[1].split(", "))
 
 
 def test_tracker_unknown_source(fake_backend):
