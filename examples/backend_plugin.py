@@ -1,7 +1,8 @@
 """A minimal third-party inference backend: OpenCV's DNN module running the manifest's ONNX files.
 
-Register it in code (below) or, in a package, through the entry point
-``[project.entry-points.handsdk] opencv_dnn = "backend_plugin"``; then
+The module is the plugin (its ``handsdk_register_backends`` hook is a module-level function), so
+in a package the entry point ``[project.entry-points.handsdk] opencv_dnn = "backend_plugin"``
+registers it; in code, ``handsdk.plugins.pm.register(backend_plugin)``. Then
 ``[backend] name = "opencv_dnn"`` selects it. Run this file to compare it with ONNX Runtime.
 """
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from handsdk import hookimpl
+from handsdk.hookspecs import Register
 from handsdk.models import ModelSpec
 
 
@@ -39,18 +41,19 @@ class OpenCVBackend:
         return OpenCVRunner(net, spec.outputs)
 
 
-class Plugin:
-    @hookimpl
-    def handsdk_register_backends(self, register):
-        register("opencv_dnn", OpenCVBackend)
+@hookimpl
+def handsdk_register_backends(register: Register) -> None:
+    register("opencv_dnn", OpenCVBackend)
 
 
 if __name__ == "__main__":
+    import sys
+
     from handsdk import Tracker
     from handsdk.plugins import pm
     from handsdk.synthetic import synthetic_clip
 
-    pm.register(Plugin(), name="opencv_dnn_example")
+    pm.register(sys.modules[__name__], name="opencv_dnn_example")
     frame = next(iter(synthetic_clip(1))).image
     ours = Tracker({"backend": {"name": "opencv_dnn"}}).detect(frame)
     ref = Tracker().detect(frame)

@@ -140,3 +140,21 @@ def test_default_threads(monkeypatch, cores, all_cores, all_but_one):
 
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert default_threads() == all_cores and default_threads(leave_free=1) == all_but_one
+
+
+def test_the_example_third_party_backend_registers_as_a_module(register_plugin):
+    """examples/backend_plugin.py: the module itself is the plugin (what its entry point would
+    load), and its OpenCV-DNN runner gives ONNX Runtime's hands."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "backend_plugin.py"
+    spec = importlib.util.spec_from_file_location("backend_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    register_plugin(module, "test-backend-plugin-example")
+    frame = next(iter(synthetic_clip(1, seed=3))).image
+    with Tracker({"backend": {"name": "opencv_dnn"}}) as ours, Tracker() as ref:
+        a, b = ours.detect(frame), ref.detect(frame)
+    assert len(a) == len(b) == 1
+    assert np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).mean() < 0.5
