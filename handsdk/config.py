@@ -42,6 +42,7 @@ class TrackerConfig:
     mirror_tracked: bool = False  # the same for every tracked hand in every video frame (one more crop each)
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
+    new_hand_interval: int = 1  # with some hands tracked but fewer than max_hands, look for more every N frames
 
 
 @dataclass
@@ -148,6 +149,8 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
             raise ConfigError(f"{origin} [tracker]: fps must be > 0, got {t.fps}")
         if t.detector_interval < 0:
             raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
+        if t.new_hand_interval < 1:
+            raise ConfigError(f"{origin} [tracker]: new_hand_interval must be >= 1 (1: every frame), got {t.new_hand_interval}")
         if t.detector_rotations not in DETECTOR_ROTATIONS:
             raise ConfigError(f"{origin} [tracker]: detector_rotations must be one of "
                               f"{sorted(DETECTOR_ROTATIONS)}, got {t.detector_rotations!r}")

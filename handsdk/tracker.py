@@ -344,7 +344,9 @@ class Tracker:
         candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
         ran_detector = False
         periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0
-        if not self._pipeline and (len(self._tracks) < cfg.max_hands or periodic):
+        n = len(self._tracks)  # no hand tracked: look every frame; some: every new_hand_interval frames
+        searching = n < cfg.max_hands and (n == 0 or self._frame_index % cfg.new_hand_interval == 0)
+        if not self._pipeline and (searching or periodic):
             ran_detector = True
             for det in self._run_detector(bgr):
                 rect = det.rect(self.crop_scale)

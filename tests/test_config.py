@@ -111,6 +111,7 @@ def test_wrong_type_names_the_key(key, value, expected):
     ("fps", 0, "fps must be > 0, got 0.0"),
     ("fps", -30.0, "fps must be > 0, got -30.0"),
     ("detector_interval", -1, "detector_interval must be >= 0"),
+    ("new_hand_interval", 0, "new_hand_interval must be >= 1 (1: every frame), got 0"),
     ("detector_rotations", 3, "detector_rotations must be one of [1, 2, 4], got 3"),
     ("min_landmark_confidence", 1.5, "min_landmark_confidence must be in [0, 1], got 1.5"),
 ])

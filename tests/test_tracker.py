@@ -69,6 +69,22 @@ def test_detector_runs_only_while_a_hand_is_missing():
     assert sum(calls) <= 2, f"detector ran on {sum(calls)} of 40 frames while the hand was tracked"
 
 
+def test_new_hand_interval_spaces_the_search_for_a_second_hand():
+    """max_hands 2, one hand in view: MediaPipe's scheme runs the detector on every frame to look
+    for the second hand; new_hand_interval = 3 looks on every third frame only, and tracks the
+    hand in view the same (no hand tracked: the detector runs on every frame regardless)."""
+    clip = list(synthetic_clip(24, seed=4))
+    runs = {}
+    for k in (1, 3):
+        with Tracker({"tracker": {"new_hand_interval": k}}) as t:
+            results = [t.process(f.image, f.timestamp_ms) for f in clip]
+        runs[k] = ([r.detector_ran for r in results], [r.hands[0].landmarks for r in results if r.hands])
+    assert all(runs[1][0])
+    assert runs[3][0] == [i % 3 == 0 for i in range(len(clip))]
+    assert len(runs[3][1]) == len(runs[1][1]) == len(clip)
+    assert max(np.abs(a - b).max() for a, b in zip(runs[1][1], runs[3][1], strict=True)) < 1e-3
+
+
 def test_two_hands_get_two_stable_ids(tracker):
     tracker.reset()
     per_hand: list[set[int]] = [set(), set()]
