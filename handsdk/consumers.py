@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +20,31 @@ import numpy as np
 from .types import FrameResult, Hand
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelSwitch:
+    """A track's label that does not flicker: a new candidate replaces ``current`` only after
+    winning ``min_frames`` frames in a row, or at once when it leads by ``switch_margin`` — so a
+    one-frame blip never shows and a clean change shows after a frame or two. Classifier
+    consumers keep one per track, beside their own running scores."""
+
+    current: Hashable
+    min_frames: int
+    switch_margin: float
+    pending: Hashable | None = None
+    count: int = 0
+
+    def update(self, candidate: Hashable, lead: float) -> Hashable:
+        """The label after this frame; ``lead`` is the candidate's score minus the current one's."""
+        if candidate == self.current:
+            self.pending, self.count = None, 0
+            return self.current
+        self.count = self.count + 1 if candidate == self.pending else 1
+        self.pending = candidate
+        if self.count >= self.min_frames or lead >= self.switch_margin:
+            self.current, self.pending, self.count = candidate, None, 0
+        return self.current
 
 
 @runtime_checkable

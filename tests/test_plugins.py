@@ -575,3 +575,14 @@ def test_the_core_never_imports_a_plugin():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in plugin_packages]
     assert plugin_packages and not found, found
+
+
+def test_label_switch_ignores_blips_and_follows_clean_changes():
+    from handsdk.consumers import LabelSwitch
+
+    s = LabelSwitch("A", min_frames=2, switch_margin=0.3)
+    assert s.update("B", 0.1) == "A"  # one frame of B: a blip
+    assert s.update("A", 0.0) == "A" and s.count == 0
+    assert [s.update("B", 0.1), s.update("B", 0.1)] == ["A", "B"]  # two in a row: switch
+    assert s.update("C", 0.5) == "C"  # a clear lead switches at once
+    assert [s.update("A", 0.1), s.update("B", 0.1), s.update("A", 0.1)] == ["C", "C", "C"]  # no streak

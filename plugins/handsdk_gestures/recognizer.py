@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from handsdk.config import number_option
+from handsdk.consumers import LabelSwitch
 from handsdk.errors import ConfigError
 from handsdk.types import FrameResult, Hand, Label
 
@@ -27,10 +28,8 @@ def _bad(option: str, valid: str, value: Any) -> ConfigError:
 
 @dataclass
 class _TrackState:
-    ema: dict[str, float]
-    current: str
-    pending: str | None = None
-    count: int = 0
+    ema: dict[str, float]  # running average of the rule scores
+    label: LabelSwitch
 
 
 class GestureRecognizer:
@@ -192,20 +191,14 @@ class GestureRecognizer:
     def _update(self, track_id: int, raw: dict[str, float]) -> Label:
         st = self._tracks.get(track_id)
         if st is None:
-            st = self._tracks[track_id] = _TrackState(dict(raw), self.decide(raw).name)
-            return Label(st.current, self._value(st.current, st.ema))
-        a = self.smoothing
-        st.ema = {n: (1 - a) * st.ema.get(n, 0.0) + a * raw.get(n, 0.0) for n in raw.keys() | st.ema.keys()}
-        cand = self.decide(st.ema).name
-        if cand == st.current:
-            st.pending, st.count = None, 0
+            label = LabelSwitch(self.decide(raw).name, self.min_frames, self.switch_margin)
+            st = self._tracks[track_id] = _TrackState(dict(raw), label)
         else:
-            st.count = st.count + 1 if cand == st.pending else 1
-            st.pending = cand
-            margin = self._value(cand, st.ema) - self._value(st.current, st.ema)
-            if st.count >= self.min_frames or margin >= self.switch_margin:
-                st.current, st.pending, st.count = cand, None, 0
-        return Label(st.current, self._value(st.current, st.ema))
+            a = self.smoothing
+            st.ema = {n: (1 - a) * st.ema.get(n, 0.0) + a * raw.get(n, 0.0) for n in raw.keys() | st.ema.keys()}
+            cand = self.decide(st.ema).name
+            st.label.update(cand, self._value(cand, st.ema) - self._value(st.label.current, st.ema))
+        return Label(st.label.current, self._value(st.label.current, st.ema))
 
     def reset(self) -> None:
         """Forget every track's state (a new video)."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from handsdk.config import number_option
+from handsdk.consumers import LabelSwitch
 from handsdk.errors import ConfigError
 from handsdk.types import FrameResult, Hand, Label
 
@@ -58,10 +59,8 @@ def load_vocabulary(vocabulary: str | Path | SignModel) -> SignModel:
 
 @dataclass
 class _Track:
-    probs: np.ndarray
-    current: int
-    pending: int = -1
-    count: int = 0
+    probs: np.ndarray  # running average of the class probabilities
+    label: LabelSwitch  # of class indices
 
 
 class SignClassifier:
@@ -167,19 +166,14 @@ class SignClassifier:
     def _update(self, track_id: int, p: np.ndarray) -> Label:
         st = self._tracks.get(track_id)
         if st is None:
-            st = self._tracks[track_id] = _Track(p.copy(), int(np.argmax(p)))
+            label = LabelSwitch(int(np.argmax(p)), self.min_frames, self.switch_margin)
+            st = self._tracks[track_id] = _Track(p.copy(), label)
         else:
             st.probs = (1 - self.smoothing) * st.probs + self.smoothing * p
             cand = int(np.argmax(st.probs))
-            if cand == st.current:
-                st.pending, st.count = -1, 0
-            else:
-                st.count = st.count + 1 if cand == st.pending else 1
-                st.pending = cand
-                if (st.count >= self.min_frames
-                        or st.probs[cand] - st.probs[st.current] >= self.switch_margin):
-                    st.current, st.pending, st.count = cand, -1, 0
-        return Label(self.model.labels[st.current], float(st.probs[st.current]))
+            st.label.update(cand, float(st.probs[cand] - st.probs[st.label.current]))
+        k = st.label.current
+        return Label(self.model.labels[k], float(st.probs[k]))
 
     def reset(self) -> None:
         """Forget every track's state (a new video)."""
