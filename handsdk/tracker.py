@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -102,6 +103,7 @@ class Tracker:
         self.config = load_config(config)
         cfg = self.config
         self._closed = False
+        self._busy = threading.Lock()  # process() is not re-entrant: one video's state
         be = get_component("backend", cfg.backend.name, f"{cfg.origin} [backend]")
         self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
         # a backend may run a whole detect+landmark pipeline itself (the mediapipe baseline)
@@ -327,7 +329,17 @@ class Tracker:
 
         ``timestamp_ms`` drives the filters; without it frames are assumed ``1000 / fps`` apart.
         A timestamp that repeats or goes backwards is moved just after the previous one.
+        Two threads calling it at once get a :class:`HandSDKError`, not mixed-up tracks.
         """
+        if not self._busy.acquire(blocking=False):
+            raise HandSDKError("Tracker.process was called from two threads at once; a Tracker holds "
+                               "one video's state: use one Tracker per thread (or per stream)")
+        try:
+            return self._process(frame, timestamp_ms)
+        finally:
+            self._busy.release()
+
+    def _process(self, frame: np.ndarray, timestamp_ms: float | None) -> FrameResult:
         if self._closed:
             raise HandSDKError("this Tracker is closed; create a new one")
         t0 = time.perf_counter()

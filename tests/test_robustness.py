@@ -230,6 +230,33 @@ def test_one_tracker_per_thread(clip):
     assert all(v == expected for v in out.values())
 
 
+def test_one_tracker_shared_by_two_threads_says_so(fake_backend, register_plugin):
+    """process() from a second thread while the first is inside it: a clear error for the
+    second, the first's frame unharmed (a slow landmark model holds the first one in place)."""
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(outs):
+        inside.set()
+        release.wait(5)
+        return outs
+
+    _register_backend(register_plugin, "slow", _landmark_outputs_changed(slow))
+    release.set()  # the tracker's own probe of the model, when it is built, passes straight through
+    with Tracker(fake_backend.config(backend={"name": "slow"})) as t:
+        inside.clear()
+        release.clear()
+        out: dict[str, object] = {}
+        first = threading.Thread(target=lambda: out.update(first=t.process(fake_backend.frame())))
+        first.start()
+        assert inside.wait(5)
+        with pytest.raises(HandSDKError, match="two threads at once.*one Tracker per thread"):
+            t.process(fake_backend.frame())
+        release.set()
+        first.join(5)
+        assert len(out["first"].hands) == 1
+        assert len(t.process(fake_backend.frame()).hands) == 1  # and it goes on
+
+
 def test_a_stalled_source_ends_the_run(tracker, clip):
     import threading
 
