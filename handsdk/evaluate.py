@@ -20,6 +20,10 @@ measure how the models generalise beyond the conditions of the photos they were 
 Reference formats: a JSONL with ``path`` and ``landmarks`` per line (what
 ``handsdk.train.pseudolabel`` writes), a COCO keypoints JSON (21 keypoints per annotation),
 or a folder of images each with a ``<stem>.json`` holding ``{"landmarks": [[x, y], …]}``.
+Human annotation often leaves keypoints out (hidden fingers): COCO keypoints with visibility 0,
+``null`` points, or a ``visible`` list of 21 flags beside ``landmarks`` mark them, and every
+score uses the labelled keypoints only (hand size from their box too). A hand with fewer than
+:data:`MIN_LABELLED` labelled keypoints is not scored (``too_few_keypoints`` counts them).
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ import numpy as np
 
 from .data import IMAGE_SUFFIXES
 from .errors import ConfigError
-from .geometry import hand_free_region, rect_from_landmarks
-from .types import hand_size
+from .geometry import hand_angle, hand_free_region, rect_from_landmarks, rect_from_points
+from .types import RotatedRect, hand_size
 
 THRESHOLDS = np.linspace(0, 0.2, 41)
+#: Fewest labelled keypoints for a reference hand to be scored (its size needs a few).
+MIN_LABELLED = 6
 
 
 @dataclass
@@ -49,15 +55,40 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _landmarks(value: Any, where: str) -> np.ndarray:
+def _landmarks(value: Any, where: str, visible: Any = None) -> np.ndarray:
+    """(21, 2+) float32 reference points; unlabelled ones (``null`` or not ``visible``) are NaN."""
     try:
+        if isinstance(value, list):
+            value = [[np.nan] * 2 if p is None else [np.nan if v is None else v for v in p] for p in value]
         lm = np.asarray(value, np.float32)
     except (TypeError, ValueError):
         lm = np.zeros(0, np.float32)
-    if lm.ndim != 2 or lm.shape[0] != 21 or lm.shape[1] < 2 or not np.isfinite(lm[:, :2]).all():
-        raise ConfigError(f"{where}: 'landmarks' must be 21 finite [x, y(, z)] points in image "
-                          f"pixels, got shape {getattr(lm, 'shape', None)}")
+    if lm.ndim != 2 or lm.shape[0] != 21 or lm.shape[1] < 2 or np.isinf(lm[:, :2]).any():
+        raise ConfigError(f"{where}: 'landmarks' must be 21 [x, y(, z)] points in image pixels "
+                          f"(null where not labelled), got shape {getattr(lm, 'shape', None)}")
+    if visible is not None:
+        flags = np.asarray(visible).ravel()
+        if flags.shape != (21,):
+            raise ConfigError(f"{where}: 'visible' must list 21 flags, got {flags.shape[0]}")
+        lm = lm.copy()
+        lm[~flags.astype(bool), :2] = np.nan
+    lm[np.isnan(lm[:, :2]).any(1), :2] = np.nan
     return lm
+
+
+def labelled(ref: np.ndarray) -> np.ndarray:
+    """(21,) mask of the reference keypoints that are labelled (finite x and y)."""
+    return np.isfinite(np.asarray(ref)[:, :2]).all(1)
+
+
+def reference_rect(ref: np.ndarray, scale: float) -> RotatedRect:
+    """The tracker's crop rule on the reference; with keypoints left out, the box of the
+    labelled ones, turned by the wrist → middle knuckle direction if both are labelled."""
+    ok = labelled(ref)
+    if ok.all():
+        return rect_from_landmarks(ref, scale)
+    angle = hand_angle(ref[0], ref[9]) if ok[0] and ok[9] else 0.0
+    return rect_from_points(ref[ok], angle, scale)
 
 
 def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
@@ -97,7 +128,8 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
             if not isinstance(rec, dict) or "path" not in rec or "landmarks" not in rec:
                 raise ConfigError(f"{where}: each line needs 'path' and 'landmarks'")
             path = Path(rec["path"])
-            out.append(Sample(path if path.is_absolute() else root / path, _landmarks(rec["landmarks"], where), rec))
+            lm = _landmarks(rec["landmarks"], where, rec.get("visible"))
+            out.append(Sample(path if path.is_absolute() else root / path, lm, rec))
         if not out:
             raise ConfigError(f"{ref}: no records")
         return out
@@ -117,7 +149,9 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
             if ann.get("image_id") not in files:
                 raise ConfigError(f"{ref}: annotation {ann.get('id')} refers to image_id "
                                   f"{ann.get('image_id')!r}, which is not in 'images'")
-            out.append(Sample(root / files[ann["image_id"]], kp[:, :2], {"visible": kp[:, 2]}))
+            xy = kp[:, :2].copy()
+            xy[kp[:, 2] <= 0] = np.nan  # COCO visibility 0: not labelled
+            out.append(Sample(root / files[ann["image_id"]], xy, {"visible": kp[:, 2]}))
         return out
     raise ConfigError(f"{ref}: expected a .jsonl of {{path, landmarks}}, a COCO keypoints JSON, or a folder")
 
@@ -136,7 +170,7 @@ def _small(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
 def _tight(img: np.ndarray, ref: np.ndarray, rng: np.random.Generator):
     """Cropped to the reference box grown 1.15×: fingers at the border, no room around the hand."""
     h, w = img.shape[:2]
-    (x0, y0), (x1, y1) = ref[:, :2].min(0), ref[:, :2].max(0)
+    (x0, y0), (x1, y1) = np.nanmin(ref[:, :2], 0), np.nanmax(ref[:, :2], 0)
     cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.15 / 2
     a0, b0, a1, b1 = int(max(0, cx - s)), int(max(0, cy - s)), int(min(w, cx + s)), int(min(h, cy + s))
     if min(a1 - a0, b1 - b0) < 32:
@@ -193,6 +227,8 @@ class Scores:
     confidences: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (sample, (21,)) where reported
 
     def add(self, pred: np.ndarray | None, ref: np.ndarray, confidence: np.ndarray | None = None) -> None:
+        """One reference hand; ``pred`` None where it was not found. Unlabelled reference
+        keypoints (NaN) get a NaN error and count nowhere."""
         self.scales.append(hand_size(ref))
         self.errors.append(None if pred is None else np.linalg.norm(pred[:, :2] - ref[:, :2], axis=1))
         if pred is not None and confidence is not None:
@@ -213,15 +249,22 @@ class Scores:
             return out
         e = np.stack([self.errors[i] for i in found])
         r = e / np.asarray([self.scales[i] for i in found])[:, None]
-        pck = np.array([(r < t).mean() for t in THRESHOLDS])
-        out.update({"pck10": float((r < 0.1).mean()), "pck20": float((r < 0.2).mean()),
-                    "epe_px": float(e.mean()), "epe_rel": float(r.mean()),
+        ok = np.isfinite(r)  # labelled keypoints
+        rv = r[ok]
+        pck = np.array([(rv < t).mean() for t in THRESHOLDS])
+        per_joint = [round(float((r[ok[:, j], j] < 0.1).mean()), 4) if ok[:, j].any() else None
+                     for j in range(r.shape[1])]
+        out.update({"pck10": float((rv < 0.1).mean()), "pck20": float((rv < 0.2).mean()),
+                    "epe_px": float(e[ok].mean()), "epe_rel": float(rv.mean()),
                     "auc": float(np.trapezoid(pck, THRESHOLDS) / THRESHOLDS[-1]),
-                    "pck10_joint": [round(float(v), 4) for v in (r < 0.1).mean(0)]})
+                    "pck10_joint": per_joint})
         if self.confidences:
-            out.update(confidence_calibration(
-                np.concatenate([c for _, c in self.confidences]),
-                np.concatenate([self.errors[i] / self.scales[i] < 0.1 for i, _ in self.confidences])))
+            conf, correct = [], []
+            for i, c in self.confidences:
+                rel = self.errors[i] / self.scales[i]
+                conf.append(c[np.isfinite(rel)])
+                correct.append(rel[np.isfinite(rel)] < 0.1)
+            out.update(confidence_calibration(np.concatenate(conf), np.concatenate(correct)))
         return out
 
 
@@ -243,7 +286,8 @@ def _best_match(cands: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:
     """The candidate hand closest to the reference, if it is plausibly the same hand."""
     if not cands:
         return None
-    d = [float(np.linalg.norm(c[:, :2] - ref[:, :2], axis=1).mean()) for c in cands]
+    ok = labelled(ref)
+    d = [float(np.linalg.norm(c[ok, :2] - ref[ok, :2], axis=1).mean()) for c in cands]
     i = int(np.argmin(d))
     return cands[i] if d[i] < 0.5 * hand_size(ref) else None
 
@@ -263,7 +307,7 @@ class OurCropModel:
 
     def __call__(self, bgr: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(landmarks, per-landmark confidence)."""
-        rect = rect_from_landmarks(ref, self.t.crop_scale)
+        rect = reference_rect(ref, self.t.crop_scale)
         out = self.t._run_landmarks(bgr, [rect])[0]
         return out["landmarks"], out["confidence"]
 
@@ -273,7 +317,10 @@ class TeacherCropModel:
         self.t = teacher
 
     def __call__(self, bgr: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        return self.t.landmarks_in(bgr, self.t.roi_from_landmarks(ref)).landmarks
+        """MediaPipe's own ROI rule on a fully labelled reference; with keypoints left out
+        (the rule needs particular ones), the crop ours gets."""
+        rect = self.t.roi_from_landmarks(ref) if labelled(ref).all() else reference_rect(ref, 1.5)
+        return self.t.landmarks_in(bgr, rect).landmarks
 
 
 def evaluate_images(samples: list[Sample], tracker, teacher=None,
@@ -290,7 +337,11 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
     datasets: list[str] = []  # of each scored sample, for the per-dataset breakdown
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
     free_sets: list[str] = []  # the dataset of each hand-free strip
+    too_few = 0
     for i, s in enumerate(samples):
+        if labelled(s.landmarks).sum() < MIN_LABELLED:
+            too_few += 1
+            continue
         img = cv2.imread(str(s.image_path))
         if img is None:
             unreadable.append(s.image_path)
@@ -308,7 +359,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
         if teacher is not None:
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
             scores["mediapipe_e2e"].add(_best_match([h.landmarks for h in teacher.track(img)], ref), ref)
-        region = hand_free_region((img.shape[1], img.shape[0]), ref)
+        region = hand_free_region((img.shape[1], img.shape[0]), ref[labelled(ref)])
         if region is not None:
             x0, y0, x1, y1 = region
             strip = np.ascontiguousarray(img[y0:y1, x0:x1])
@@ -322,7 +373,11 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
                               f"(first: {str(unreadable[0])!r})")
         print(f"warning: {len(unreadable)} of {len(samples)} images could not be read and are not "
               f"scored (first: {unreadable[0]})", file=sys.stderr)
-    out = {k: {**v.summary(), "unreadable": len(unreadable)} for k, v in scores.items()}
+    if too_few:
+        print(f"warning: {too_few} of {len(samples)} reference hands have fewer than {MIN_LABELLED} "
+              "labelled keypoints and are not scored", file=sys.stderr)
+    out = {k: {**v.summary(), "unreadable": len(unreadable), "too_few_keypoints": too_few}
+           for k, v in scores.items()}
     names = sorted(set(datasets))
     if len(names) > 1:  # a mixed reference file: the same scores per its 'dataset' field too
         for k, v in scores.items():

@@ -65,10 +65,12 @@ class Label:
 
 
 def hand_size(landmarks: np.ndarray) -> float:
-    """The size of a hand in pixels: the larger side of its landmarks' (x, y) bounding box, at
-    least 1 (so it can divide). The unit of every relative error and threshold in handsdk."""
+    """The size of a hand in pixels: the larger side of its landmarks' (x, y) bounding box (of
+    the finite ones), at least 1 (so it can divide). The unit of every relative error and
+    threshold in handsdk."""
     xy = np.asarray(landmarks)[:, :2]
-    return max(float(np.ptp(xy, axis=0).max()), 1.0)
+    xy = xy[np.isfinite(xy).all(1)]  # reference keypoints left unlabelled are NaN
+    return max(float(np.ptp(xy, axis=0).max()), 1.0) if len(xy) else 1.0
 
 
 @dataclass

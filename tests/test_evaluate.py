@@ -108,6 +108,57 @@ def test_scores_arithmetic():
     assert missed == {"n": 1, "detection_rate": 0.0}
 
 
+def test_unlabelled_keypoints_count_nowhere():
+    """Human annotation leaves hidden keypoints out: they score neither right nor wrong, and
+    the hand's size comes from the labelled ones."""
+    ref = np.zeros((21, 2), np.float32)
+    ref[:, 0] = np.linspace(0, 100, 21)
+    pred = ref.copy()
+    pred[:10, 1] += 5.0  # 5 / 70: within PCK@0.1
+    pred[10:, 1] += 12.0  # 12 / 70: within PCK@0.2 only
+    partial = ref.copy()
+    partial[15:] = np.nan  # six keypoints not labelled: the labelled box is 70 px wide
+    sc = ev.Scores("x")
+    sc.add(pred, partial, confidence=np.r_[np.full(10, 0.9), np.full(11, 0.2)])
+    out = sc.summary()
+    assert out["pck10"] == pytest.approx(10 / 15) and out["pck20"] == 1.0
+    assert out["epe_px"] == pytest.approx((10 * 5 + 5 * 12) / 15)
+    assert out["pck10_joint"][:15] == [1.0] * 10 + [0.0] * 5 and out["pck10_joint"][15:] == [None] * 6
+    assert out["conf_auroc"] == 1.0
+    assert ev._best_match([pred], partial) is pred
+
+
+def test_references_mark_unlabelled_keypoints(tmp_path):
+    lm = np.tile(np.arange(21, dtype=np.float32)[:, None] * 10, (1, 2))
+    coco_kp = np.concatenate([lm, np.full((21, 1), 2.0)], 1)
+    coco_kp[[4, 8], :] = 0.0  # COCO: x = y = v = 0 where not labelled
+    (tmp_path / "coco.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "annotations": [{"id": 1, "image_id": 1, "keypoints": coco_kp.ravel().tolist()}]}))
+    rows = [{"path": "a.png", "landmarks": [None if j in (4, 8) else p for j, p in enumerate(lm.tolist())]},
+            {"path": "a.png", "landmarks": lm.tolist(), "visible": [j not in (4, 8) for j in range(21)]}]
+    (tmp_path / "ref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for sample in ev.load_references(tmp_path / "coco.json") + ev.load_references(tmp_path / "ref.jsonl"):
+        assert list(np.flatnonzero(~ev.labelled(sample.landmarks))) == [4, 8]
+        assert np.array_equal(sample.landmarks[ev.labelled(sample.landmarks)], np.delete(lm, [4, 8], 0))
+    with pytest.raises(ConfigError, match="'visible' must list 21 flags"):
+        ev._landmarks(lm.tolist(), "x", visible=[1, 0])
+
+
+def test_partially_labelled_hands_are_scored_and_empty_ones_skipped(bundled_models, rendered, capsys):
+    folder, items = rendered
+    samples = ev.load_references(_jsonl(folder, items))
+    for s in samples:
+        s.landmarks[[4, 8, 12, 16, 20]] = np.nan  # the fingertips left out
+    empty = ev.Sample(samples[0].image_path, np.full((21, 2), np.nan, np.float32))
+    res = ev.evaluate_images(samples + [empty], Tracker({"tracker": {"max_hands": 1}}))
+    crop, e2e = res["handsdk_crop"], res["handsdk_e2e"]
+    assert crop["n"] == 8 and crop["too_few_keypoints"] == 1 and "fewer than 6" in capsys.readouterr().err
+    # as good as on the fully labelled hands (PCK@0.2 > 0.75 there); (0, 0) points would sink it
+    assert crop["pck20"] > 0.75 and e2e["detection_rate"] >= 7 / 8 and e2e["pck20"] > 0.75
+    assert [crop["pck10_joint"][j] for j in (4, 8, 12, 16, 20)] == [None] * 5
+
+
 def test_evaluate_images_breaks_a_mixed_reference_down_by_dataset(bundled_models, rendered, tmp_path):
     folder, items = rendered
     samples = ev.load_references(_jsonl(folder, items))
