@@ -58,9 +58,7 @@ class Sample:
 def _landmarks(value: Any, where: str, visible: Any = None) -> np.ndarray:
     """(21, 2+) float32 reference points; unlabelled ones (``null`` or not ``visible``) are NaN."""
     try:
-        if isinstance(value, list):
-            value = [[np.nan] * 2 if p is None else [np.nan if v is None else v for v in p] for p in value]
-        lm = np.asarray(value, np.float32)
+        lm = np.asarray(_null_to_nan(value), np.float32)
     except (TypeError, ValueError):
         lm = np.zeros(0, np.float32)
     if lm.ndim != 2 or lm.shape[0] != 21 or lm.shape[1] < 2 or np.isinf(lm[:, :2]).any():
@@ -74,6 +72,15 @@ def _landmarks(value: Any, where: str, visible: Any = None) -> np.ndarray:
         lm[~flags.astype(bool), :2] = np.nan
     lm[np.isnan(lm[:, :2]).any(1), :2] = np.nan
     return lm
+
+
+def _null_to_nan(value: Any) -> Any:
+    """JSON ``null`` keypoints (or coordinates) as NaN, in points or lists of points (of hands)."""
+    if not isinstance(value, list):
+        return value
+    if len(value) <= 3 and all(v is None or isinstance(v, int | float) for v in value):  # one point
+        return [np.nan if v is None else v for v in value]
+    return [[np.nan, np.nan] if p is None else _null_to_nan(p) for p in value]
 
 
 def labelled(ref: np.ndarray) -> np.ndarray:
@@ -421,7 +428,7 @@ def _video_reference(reference: Path) -> list[np.ndarray]:
     out = []
     for i, r in enumerate(refs):
         try:
-            ref = np.asarray(r, np.float32)
+            ref = np.asarray(_null_to_nan(r), np.float32)
             if ref.size:
                 ref = ref.reshape(-1, 21, ref.shape[-1])[0] if ref.ndim == 3 else ref.reshape(21, -1)
                 if ref.shape[1] not in (2, 3):

@@ -234,6 +234,17 @@ def test_a_bad_video_reference_is_a_config_error(tmp_path, content, match):
     assert "one entry per frame" in str(info.value)
 
 
+def test_a_video_reference_may_leave_keypoints_out(tmp_path):
+    pts = [[float(i), 2.0 * i] for i in range(21)]
+    pts[8] = None
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps([pts, [], [pts]]))  # a hand, no hand, a list of hands
+    a, none, b = ev._video_reference(ref)
+    assert none.size == 0
+    for r in (a, b):
+        assert list(np.flatnonzero(~ev.labelled(r))) == [8] and r.shape == (21, 2)
+
+
 def test_video_frames_are_timed_at_the_file_frame_rate(tmp_path):
     video = tmp_path / "clip.mp4"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
