@@ -214,3 +214,25 @@ def test_detector_hand_free_frames_show_only_the_strip_and_no_hand():
     assert metrics["false_found"] in (0.0, 1.0)  # the one held-out strip: peaked on or not
     assert "false_found" not in validate(DetectorNet(input_size=64).eval(), canvas, lms, torch.tensor([0]), 64,
                                          torch.full((1, 4), -1))  # no strips, nothing to score
+
+
+def test_motion_blur_and_low_light_augmentation():
+    import torch
+
+    from handsdk.train.augment import motion_blur_kernels, photometric
+
+    k = motion_blur_kernels(torch.tensor([5.0, 9.0]), torch.tensor([0.0, torch.pi / 2]), 11)
+    assert torch.allclose(k.sum((1, 2)), torch.ones(2))
+    assert (k[0] > 0).nonzero()[:, 0].unique().tolist() == [5] and int((k[0] > 0).sum()) == 5  # a row
+    assert (k[1] > 0).nonzero()[:, 1].unique().tolist() == [5] and int((k[1] > 0).sum()) == 9  # a column
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 64, 64, generator=g)  # noise: all detail
+    plain = photometric(x.clone(), torch.Generator().manual_seed(1), motion_blur=0.0, low_light=0.0)
+    blurred = photometric(x.clone(), torch.Generator().manual_seed(1), motion_blur=1.0, low_light=0.0)
+    dark = photometric(x.clone(), torch.Generator().manual_seed(1), motion_blur=0.0, low_light=1.0)
+
+    def detail(t):
+        return float((t[..., 1:, 1:] - t[..., :-1, :-1]).abs().mean())
+
+    assert detail(blurred) < 0.8 * detail(plain)
+    assert float(dark.mean()) < 0.7 * float(plain.mean())

@@ -96,8 +96,24 @@ def to_crop_coords(points: torch.Tensor, crop_to_image: torch.Tensor, out_size: 
     return p / out_size
 
 
-def photometric(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Colour, grey, blur, down-up sampling, noise and cut-out occlusion on a (B, 3, H, W) batch."""
+def motion_blur_kernels(length: torch.Tensor, angle: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, size, size) line kernels: ``length`` pixels long (≤ size), at ``angle`` radians."""
+    n = length.shape[0]
+    t = torch.linspace(-0.5, 0.5, 4 * size, device=length.device)[None, :] * (length[:, None] - 1).clamp(min=0)
+    c = (size - 1) / 2
+    xs = (c + t * torch.cos(angle)[:, None]).round().long().clamp(0, size - 1)
+    ys = (c + t * torch.sin(angle)[:, None]).round().long().clamp(0, size - 1)
+    k = torch.zeros(n, size * size, device=length.device)
+    k.scatter_add_(1, ys * size + xs, torch.ones_like(t.expand(n, -1)))
+    return (k / k.sum(1, keepdim=True)).reshape(n, size, size)
+
+
+def photometric(x: torch.Tensor, gen: torch.Generator | None = None, motion_blur: float = 0.15,
+                low_light: float = 0.15) -> torch.Tensor:
+    """Colour, grey, blur, motion blur, low light, down-up sampling, noise and cut-out
+    occlusion on a (B, 3, H, W) batch; ``motion_blur`` and ``low_light`` are the shares of the
+    batch given a streak (3-11 % of the side, any direction) and a dark, noisy exposure
+    (gamma 1.5-2.5, 40-80 % exposure) — a moving hand, a dim room."""
     b, _, h, w = x.shape
     dev = x.device
 
@@ -118,6 +134,21 @@ def photometric(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Te
     blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k.expand(3, 1, 5, 5), groups=3)
     sel = (r(b, 1, 1, 1) < 0.3).float()
     x = sel * blurred + (1 - sel) * x
+    sel = r(b) < motion_blur
+    if sel.any():
+        n, size = int(sel.sum()), max(3, int(0.11 * min(h, w)) | 1)
+        k = motion_blur_kernels((0.03 + 0.08 * r(n)) * min(h, w), r(n) * torch.pi, size)
+        xs = x[sel].reshape(1, 3 * n, h, w)
+        pad = size // 2
+        xs = F.conv2d(F.pad(xs, (pad, pad, pad, pad), mode="replicate"),
+                      k.repeat_interleave(3, 0)[:, None], groups=3 * n)
+        x[sel] = xs.reshape(n, 3, h, w)
+    sel = r(b) < low_light
+    if sel.any():
+        n = int(sel.sum())
+        gamma = (1.5 + r(n, 1, 1, 1)).to(x.dtype)
+        dark = x[sel].clamp(0, 1) ** gamma * (0.4 + 0.4 * r(n, 1, 1, 1))
+        x[sel] = dark + torch.randn(dark.shape, device=dev, generator=gen) * (0.01 + 0.03 * r(n, 1, 1, 1))
     # low resolution (a far-away or compressed hand)
     sel = r(b) < 0.2
     if sel.any():
