@@ -108,8 +108,8 @@ def motion_blur_kernels(length: torch.Tensor, angle: torch.Tensor, size: int) ->
     return (k / k.sum(1, keepdim=True)).reshape(n, size, size)
 
 
-def photometric(x: torch.Tensor, gen: torch.Generator | None = None, motion_blur: float = 0.15,
-                low_light: float = 0.15) -> torch.Tensor:
+def photometric(x: torch.Tensor, gen: torch.Generator | None = None, motion_blur: float = 0.0,
+                low_light: float = 0.0) -> torch.Tensor:
     """Colour, grey, blur, motion blur, low light, down-up sampling, noise and cut-out
     occlusion on a (B, 3, H, W) batch; ``motion_blur`` and ``low_light`` are the shares of the
     batch given a streak (3-11 % of the side, any direction) and a dark, noisy exposure

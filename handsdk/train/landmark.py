@@ -36,7 +36,8 @@ CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker us
 def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, idx: torch.Tensor,
                size: int, train: bool, neg_fraction: float = 0.15, gen=None,
                backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
-               hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0):
+               hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0,
+               motion_blur: float = 0.0, low_light: float = 0.0):
     """Cut crops for ``idx`` → (input NHWC, targets dict).
 
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
@@ -81,7 +82,7 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
     if train:
         if backgrounds is not None and background_share > 0:
             x = replace_background(x, xy, backgrounds, background_share, gen)
-        x = photometric(x, gen)
+        x = photometric(x, gen, motion_blur=motion_blur, low_light=low_light)
         flip = torch.rand(b, device=dev, generator=gen) < 0.5
         x[flip] = x[flip].flip(-1)
         xy[flip, :, 0] = 1 - xy[flip, :, 0]
@@ -163,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
     ap.add_argument("--background-share", type=float, default=0.3,
                     help="share of the crops given a random background behind the hand")
+    ap.add_argument("--motion-blur-share", type=float, default=0.0,
+                    help="share of the crops streaked by motion blur (measured mixed on a CPU fine-tune: "
+                         "docs/experiments.md)")
+    ap.add_argument("--low-light-share", type=float, default=0.0,
+                    help="share of the crops made dark and noisy (same experiment)")
     ap.add_argument("--hand-free-share", type=float, default=0.1,
                     help="share of the crops cut from the photos' teacher-verified hand-free strips "
                          "(negatives for the presence head; needs a pack with hand_free)")
@@ -189,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                               rng.choice(train_syn, n_syn) if n_syn else []]).astype(np.int64)
         x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True,
                           backgrounds=backgrounds, background_share=args.background_share,
-                          hand_free=hand_free, hand_free_share=args.hand_free_share)
+                          hand_free=hand_free, hand_free_share=args.hand_free_share,
+                          motion_blur=args.motion_blur_share, low_light=args.low_light_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
