@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import SourceError
-from .plugins import components
+from .plugins import components, get_component
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,10 @@ def open_source(spec: Any, name: str | None = None, **options: Any) -> Source:
     """Open ``spec`` with the named source, or with the first registered source accepting it."""
     from .config import build_component
 
-    found = components("source")
     if name is not None:
-        if name not in found:
-            from .errors import PluginNotFoundError
-
-            raise PluginNotFoundError(f"unknown source {name!r}; registered sources: "
-                                      f"{', '.join(sorted(found)) or '(none)'}")
-        return build_component(found[name].factory, {"spec": spec, **options}, f"source {name!r}")
+        return build_component(get_component("source", name).factory, {"spec": spec, **options},
+                               f"source {name!r}")
+    found = components("source")
     for comp in found.values():
         accepts = getattr(comp.factory, "accepts", None)
         if accepts is not None and accepts(spec):
