@@ -236,3 +236,41 @@ def test_motion_blur_and_low_light_augmentation():
 
     assert detail(blurred) < 0.8 * detail(plain)
     assert float(dark.mean()) < 0.7 * float(plain.mean())
+
+
+def test_stretch_keeps_the_labels_on_the_pixels_they_mark():
+    """``--stretch-share`` crops: area and crop centre kept, and each landmark's crop coordinate
+    still lands on the pixel where the image shows it (a bright dot per landmark)."""
+    import torch
+
+    from handsdk.train.augment import Canvas, random_stretch, rect_matrices
+    from handsdk.train.landmark import make_batch
+
+    m = rect_matrices(torch.tensor([[100.0, 80.0]] * 64), torch.full((64,), 90.0), torch.zeros(64), 64)
+    s = random_stretch(m, 64, 1.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(torch.linalg.det(s[..., :2]), torch.linalg.det(m[..., :2]), rtol=1e-4)
+    centre = torch.tensor([32.0, 32.0, 1.0])
+    assert torch.allclose(s @ centre, m @ centre, atol=1e-3)
+    axes = torch.linalg.svdvals(s[..., :2]) / torch.linalg.svdvals(m[..., :2])
+    assert float(axes.max()) > 1.15 and float(axes.max()) <= float(np.exp(0.2)) + 1e-4
+
+    img = np.zeros((320, 320, 3), np.uint8)
+    gx, gy = np.meshgrid(np.arange(3) * 36 + 124, np.arange(7) * 28 + 76)  # 21 dots, far apart
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0], lm[:, 1] = gx.ravel(), gy.ravel()[::-1]  # landmark 0 (wrist) at the bottom
+    for x, y in lm[:, :2].round().astype(int):
+        img[y - 2:y + 3, x - 2:x + 3] = 255
+    canvas = Canvas([img], torch.device("cpu"))
+    lms = torch.from_numpy(lm[None])
+    x, targets = make_batch(canvas, lms, torch.ones(1), torch.zeros(8, dtype=torch.long), 128, True,
+                            neg_fraction=0.0, gen=torch.Generator().manual_seed(3), stretch=1.0)
+    grey = x.mean(-1)  # photometric jitter moves brightness, not geometry: each label is on its dot
+
+    def peak(b, qx, qy):
+        return float(grey[b, max(qy - 1, 0):qy + 2, max(qx - 1, 0):qx + 2].max())
+
+    for b in range(8):
+        px = (targets["xy"][b] * 128).long().tolist()
+        on = [peak(b, qx, qy) for qx, qy in px]
+        off = [peak(b, qx + 6, qy) for qx, qy in px]
+        assert sum(a > c for a, c in zip(on, off, strict=True)) >= 19, (b, on, off)

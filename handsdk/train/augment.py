@@ -74,6 +74,24 @@ def rect_matrices(center: torch.Tensor, side: torch.Tensor, angle: torch.Tensor,
     return torch.cat([lin, offset[..., None]], -1)
 
 
+def random_stretch(m: torch.Tensor, out_size: int, share: float, gen: torch.Generator | None = None,
+                   max_log: float = 0.2) -> torch.Tensor:
+    """Stretch a ``share`` of the crops (B, 2, 3 crop → image) along a random direction by up to
+    e^±``max_log`` (area kept, crop centre fixed): phone photos resized to a square stretch hands so."""
+    b, dev = m.shape[0], m.device
+    a = (torch.rand(b, device=dev, generator=gen) * 2 - 1) * max_log
+    a = a * (torch.rand(b, device=dev, generator=gen) < share)
+    phi = torch.rand(b, device=dev, generator=gen) * math.pi
+    c, s = torch.cos(phi), torch.sin(phi)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    scale = torch.diag_embed(torch.stack([torch.exp(a), torch.exp(-a)], -1))
+    stretch = rot @ scale @ rot.transpose(1, 2)
+    lin = m[..., :2]
+    mid = torch.full((b, 2, 1), out_size / 2, device=dev)
+    offset = m[..., 2] + (lin @ (mid - stretch @ mid))[..., 0]
+    return torch.cat([lin @ stretch, offset[..., None]], -1)
+
+
 def hand_frame(landmarks: torch.Tensor):
     """Angle (wrist → middle MCP up) and the rotated bounding box (centre, side) of each hand."""
     v = landmarks[:, 9, :2] - landmarks[:, 0, :2]

@@ -23,6 +23,7 @@ from .augment import (
     hand_frame,
     photometric,
     random_angle_jitter,
+    random_stretch,
     rect_matrices,
     replace_background,
     to_crop_coords,
@@ -37,7 +38,7 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                size: int, train: bool, neg_fraction: float = 0.15, gen=None,
                backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
                hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0,
-               motion_blur: float = 0.0, low_light: float = 0.0):
+               motion_blur: float = 0.0, low_light: float = 0.0, stretch: float = 0.0):
     """Cut crops for ``idx`` → (input NHWC, targets dict).
 
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
@@ -75,6 +76,8 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                 center[pick] = lo + reach + u * (hi - lo - 2 * reach).clamp_min(0)
                 angle[pick] = (torch.rand(int(pick.sum()), device=dev, generator=gen) * 2 - 1) * math.pi
     m = rect_matrices(center, side, angle, size)
+    if train and stretch > 0:
+        m = random_stretch(m, size, stretch, gen)
     x = canvas.sample(idx, m, size)
     xy = to_crop_coords(lm[..., :2], m, size)
     z = lm[..., 2] / side[:, None]
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--motion-blur-share", type=float, default=0.0,
                     help="share of the crops streaked by motion blur (measured mixed on a CPU fine-tune: "
                          "docs/experiments.md)")
+    ap.add_argument("--stretch-share", type=float, default=0.0,
+                    help="share of the crops stretched along a random direction by up to ±22 %% (area kept)")
     ap.add_argument("--low-light-share", type=float, default=0.0,
                     help="share of the crops made dark and noisy (same experiment)")
     ap.add_argument("--hand-free-share", type=float, default=0.1,
@@ -196,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True,
                           backgrounds=backgrounds, background_share=args.background_share,
                           hand_free=hand_free, hand_free_share=args.hand_free_share,
-                          motion_blur=args.motion_blur_share, low_light=args.low_light_share)
+                          motion_blur=args.motion_blur_share, low_light=args.low_light_share,
+                          stretch=args.stretch_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
