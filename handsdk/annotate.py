@@ -113,3 +113,17 @@ def annotate(frame: np.ndarray, result: FrameResult, annotators=DEFAULT_ANNOTATO
     for a in annotators:
         out = a.annotate(out, result)
     return out
+
+
+def open_window(name: str) -> None:
+    """Open an OpenCV window, or say why not: the default install's OpenCV is headless (no GUI),
+    which would otherwise fail with a raw ``cv2.error`` on the first ``imshow``."""
+    from .errors import ConfigError
+
+    try:
+        cv2.namedWindow(name)
+    except cv2.error as exc:
+        raise ConfigError(
+            "showing a window needs an OpenCV build with GUI support; handsdk installs the headless "
+            "one. Swap it: pip uninstall -y opencv-python-headless && pip install opencv-python "
+            "(or write a video instead: --save-video / --out)") from exc

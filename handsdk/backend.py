@@ -7,7 +7,7 @@ A backend plugin registers a factory through ``handsdk_register_backends``; the 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +30,13 @@ class Backend(Protocol):
     def load(self, spec: ModelSpec, variant: str = "fp32") -> Runner:
         """Load ``spec`` (``variant`` "fp32" or "int8" where the backend supports it)."""
         ...
+
+
+def thread_option(where: str, threads: Any, leave_free: int = 0) -> int:
+    """A backend's ``threads`` option: an integer ≥ 1, or 0 for :func:`default_threads`."""
+    from .config import integer_option
+
+    return integer_option(where, "threads", threads, 0, 256) or default_threads(leave_free)
 
 
 def default_threads(leave_free: int = 0) -> int:

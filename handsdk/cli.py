@@ -35,11 +35,11 @@ def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl
     src = source if opened else open_source(source)
     src_fps = getattr(src, "fps", None) or cfg.tracker.fps
     if save_video:
-        cfg.consumers.append(PluginSection("video", {"path": save_video, "fps": float(src_fps)}))
+        cfg.consumers.append(PluginSection("video", {"path": save_video, "fps": float(src_fps)}, "--save-video"))
     if jsonl:
-        cfg.consumers.append(PluginSection("jsonl", {"path": jsonl}))
+        cfg.consumers.append(PluginSection("jsonl", {"path": jsonl}, "--jsonl"))
     if show:
-        cfg.consumers.append(PluginSection("overlay", {"show": True}))
+        cfg.consumers.append(PluginSection("overlay", {"show": True}, "--show"))
     total = len(src) if hasattr(src, "__len__") else None
     if max_frames:
         total = min(total or max_frames, max_frames)
@@ -159,6 +159,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return {"landmark": landmark.main, "detector": detector.main}[args.model](args.rest)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="track the bundled synthetic clip (no webcam, no data needed)")
     p.add_argument("--out", default="handsdk_demo", help="output stem: writes STEM.mp4 and STEM.jsonl")
-    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--frames", type=_positive_int, default=150)
     p.add_argument("--config")
     p.set_defaults(func=cmd_demo)
 
@@ -177,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show", action="store_true", help="show the overlay in a window")
     p.add_argument("--save-video")
     p.add_argument("--jsonl")
-    p.add_argument("--max-frames", type=int)
+    p.add_argument("--max-frames", type=_positive_int)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("plugins", help="list every plugin with its kind, name, distribution, version")

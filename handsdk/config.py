@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,7 @@ class PluginSection:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None  # where it came from when not a config file, e.g. a CLI flag (errors name it)
 
 
 @dataclass
@@ -87,6 +89,28 @@ def number_option(where: str, option: str, value: Any, lo: float, hi: float, lo_
         raise ConfigError(f"{where}: option {option!r} must be a number in {bracket}{lo:g}, {hi:g}], "
                           f"got {value!r}")
     return float(value)
+
+
+def integer_option(where: str, option: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` if it is an integer in [lo, hi], else a :class:`ConfigError` naming the plugin,
+    the option and the range (``true`` / ``false`` are not integers here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{where}: option {option!r} must be an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def flag_option(where: str, option: str, value: Any) -> bool:
+    """``value`` if it is ``true`` / ``false``, else a :class:`ConfigError` naming the option."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: option {option!r} must be true or false, got {value!r}")
+    return value
+
+
+def path_option(where: str, option: str, value: Any) -> Path:
+    """``value`` as a :class:`~pathlib.Path` if it is a non-empty path string, else a :class:`ConfigError`."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value):
+        return Path(value)
+    raise ConfigError(f"{where}: option {option!r} must be a file path, got {value!r}")
 
 
 def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
@@ -214,5 +238,11 @@ def build_component(factory: Callable[..., Any], options: Mapping[str, Any], whe
                                   f"{', '.join(accepted) or '(none)'}")
     try:
         return factory(**options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    except ConfigError as exc:  # the plugin named the option; drop its own name if ``where`` has it
+        msg, name = str(exc), where.rsplit(" ", 1)[-1].strip("'\"")
+        raise ConfigError(f"{where}: {msg.removeprefix(f'{name}: ')}") from exc
+    except (TypeError, ValueError) as exc:  # raised deeper, naming no option: show what is expected
+        defaults = ", ".join(f"{n}={p.default!r}" for n, p in (sig.parameters.items() if sig else ())
+                             if p.default is not p.empty and n != "spec")
+        raise ConfigError(f"{where}: {exc}" + (f" (options and their defaults: {defaults})" if defaults else "")
+                          ) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -137,15 +138,24 @@ def _args(impl: Any, **kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in impl.argnames}
 
 
+#: (plugin name, hook name) → how many times it raised, this process
+hook_errors: Counter[tuple[str, str]] = Counter()
+
+
 def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
-    """Call an event hook on every plugin, logging (not raising) each plugin's failure."""
+    """Call an event hook on every plugin, logging (not raising) each plugin's failure: the first
+    three with their traceback, then every 100th (a per-frame hook must not flood the log)."""
     load_plugins()
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
         try:
             impl.function(**_args(impl, **kwargs))
         except Exception as exc:
-            log.exception("handsdk plugin %r raised in %s: %s", pm.get_name(impl.plugin), hook_name, exc)
+            name = pm.get_name(impl.plugin)
+            hook_errors[name, hook_name] += 1
+            n = hook_errors[name, hook_name]
+            if n <= 3 or n % 100 == 0:
+                log.exception("handsdk plugin %r raised in %s (%d errors so far): %s", name, hook_name, n, exc)
 
 
 def import_optional(module: str, extra: str) -> Any:

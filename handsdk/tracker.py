@@ -121,9 +121,9 @@ class Tracker:
             self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
             build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
             for i, section in enumerate(cfg.consumers):
-                comp = get_component("consumer", section.name, f"{cfg.origin} [[consumers]] #{i + 1}")
-                obj = build_component(comp.factory, section.options,
-                                      f"{cfg.origin} [[consumers]] #{i + 1} {section.name!r}")
+                where = section.origin or f"{cfg.origin} [[consumers]] #{i + 1}"
+                comp = get_component("consumer", section.name, where)
+                obj = build_component(comp.factory, section.options, f"{where} {section.name!r}")
                 self.consumers.append(ConsumerSlot(section.name, obj))
         except Exception:
             for slot in self.consumers:  # release files the earlier consumers opened
@@ -466,7 +466,8 @@ class Tracker:
     def run(self, source: Any = None, *, live: bool = False, max_frames: int | None = None,
             stall_timeout: float | None = None, **source_options: Any) -> Iterator[FrameResult]:
         """Track every frame of ``source``: a camera index, a video, an image, a folder,
-        ``"synthetic"``, or any iterable of frames (or ``(frame, timestamp_ms)`` pairs).
+        ``"synthetic"``, or any iterable of frames, ``(frame, timestamp_ms)`` pairs or objects with
+        ``.image`` and ``.timestamp_ms`` (the frames of :func:`handsdk.synthetic.synthetic_clip`).
 
         ``live=True`` runs sink consumers on a worker thread behind a bounded queue that drops
         the oldest frames when they fall behind (``tracker.dropped_frames`` counts them).
@@ -502,7 +503,12 @@ class Tracker:
                     log.error("source failed after %d frames (%s: %s); ending the run", i,
                               type(exc).__name__, exc)
                     return
-                frame, ts = item if isinstance(item, tuple) else (item, i * 1000.0 / fps)
+                if isinstance(item, tuple):
+                    frame, ts = item
+                elif hasattr(item, "image"):
+                    frame, ts = item.image, getattr(item, "timestamp_ms", i * 1000.0 / fps)
+                else:
+                    frame, ts = item, i * 1000.0 / fps
                 yield self.process(frame, ts)
                 i += 1
         finally:

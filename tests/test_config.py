@@ -254,6 +254,40 @@ def test_plugin_option_of_the_wrong_type_is_a_config_error():
         build_component(needs_positional, {"a": 2}, "w")
 
 
+@pytest.mark.parametrize(("kind", "name", "options", "message"), [
+    ("filter", "one_euro", {"beta": math.nan}, "option 'beta' must be a number in [0, "),
+    ("filter", "one_euro", {"min_cutoff": 0}, "option 'min_cutoff' must be a number in (0, "),
+    ("filter", "kalman", {"process_noise": "x"}, "option 'process_noise' must be a number"),
+    ("filter", "kalman", {"measurement_noise": math.inf}, "option 'measurement_noise' must be a number"),
+    ("backend", "onnxruntime", {"threads": -3}, "option 'threads' must be an integer in [0, 256], got -3"),
+    ("backend", "onnxruntime", {"threads": "two"}, "option 'threads' must be an integer"),
+    ("consumer", "video", {"fps": -5}, "option 'fps' must be a number in (0, 1000], got -5"),
+    ("consumer", "video", {"annotate": "yes"}, "option 'annotate' must be true or false"),
+    ("consumer", "jsonl", {"path": 3}, "option 'path' must be a file path, got 3"),
+    ("consumer", "overlay", {"skeleton": "no"}, "option 'skeleton' must be true or false"),
+    ("source", "synthetic", {"spec": "synthetic", "n_frames": 0}, "option 'n_frames' must be an integer in [1, "),
+    ("source", "synthetic", {"spec": "synthetic", "n_hands": 3}, "option 'n_hands' must be an integer in [0, 2]"),
+])
+def test_first_party_plugins_check_their_options(kind, name, options, message):
+    """A bad value fails when the component is built, naming the option, the accepted range and
+    the value — not later as NaN landmarks, a silent default or a raw numpy / OpenCV error."""
+    where = f"cfg.toml [{kind}] {name!r}"
+    with pytest.raises(ConfigError) as info:
+        build_component(get_component(kind, name).factory, options, where)
+    assert str(info.value).startswith(f"{where}: option ")  # the plugin's own name is not repeated
+    assert message in str(info.value)
+
+
+def test_an_error_naming_no_option_lists_the_options_and_defaults():
+    def factory(path: str = "x.txt", rate: float = 2.0):
+        return float(rate)
+
+    with pytest.raises(ConfigError) as info:
+        build_component(factory, {"rate": "fast"}, "w")
+    assert str(info.value) == ("w: could not convert string to float: 'fast' "
+                               "(options and their defaults: path='x.txt', rate=2.0)")
+
+
 def test_factory_with_kwargs_accepts_any_option():
     assert build_component(lambda **kw: kw, {"anything": 1}, "w") == {"anything": 1}
 

@@ -586,3 +586,17 @@ def test_label_switch_ignores_blips_and_follows_clean_changes():
     assert [s.update("B", 0.1), s.update("B", 0.1)] == ["A", "B"]  # two in a row: switch
     assert s.update("C", 0.5) == "C"  # a clear lead switches at once
     assert [s.update("A", 0.1), s.update("B", 0.1), s.update("A", 0.1)] == ["C", "C", "C"]  # no streak
+
+
+def test_a_hook_raising_every_frame_is_counted_not_logged_every_frame(register_plugin, caplog):
+    bad = Exploding()
+    register_plugin(bad, "test-exploding-often")
+    r = _result(1)
+    with caplog.at_level(logging.ERROR, logger="handsdk.plugins"):
+        for _ in range(150):
+            plugins.call_hook_safely("handsdk_on_result", result=r)
+    assert bad.calls == 150
+    assert plugins.hook_errors["test-exploding-often", "handsdk_on_result"] == 150
+    logged = [rec for rec in caplog.records if "test-exploding-often" in rec.getMessage()]
+    assert len(logged) == 4  # errors 1, 2, 3 and 100
+    assert "(100 errors so far)" in logged[-1].getMessage()

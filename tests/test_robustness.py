@@ -381,3 +381,21 @@ def test_an_unwritable_video_is_reported_once_and_tracking_goes_on(clip, tmp_pat
     errors = [r for r in caplog.records if "video" in r.getMessage() and "cannot create" in r.getMessage()]
     assert len(errors) == 1, [r.getMessage() for r in caplog.records]
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4  # the other consumer got every frame
+
+
+@pytest.mark.skipif("GUI:                           NONE" not in __import__("cv2").getBuildInformation(),
+                    reason="this OpenCV has a GUI: --show would open a window")
+def test_show_without_a_gui_says_how_to_get_one(capsys):
+    """The default install's OpenCV is headless: --show fails up front with the flag's name and
+    the fix, not with a cv2.error traceback on the first frame."""
+    from handsdk_signs import demo
+
+    from handsdk.cli import main
+
+    assert main(["track", "synthetic", "--show", "--max-frames", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --show 'overlay': showing a window needs an OpenCV build with GUI")
+    assert "pip install opencv-python" in err and "Traceback" not in err
+    assert demo.main(["--show", "--max-frames", "2", "--out", ""]) == 2
+    err = capsys.readouterr().err
+    assert "GUI support" in err and "Traceback" not in err

@@ -125,6 +125,14 @@ def test_backwards_and_repeated_timestamps_are_tolerated(tracker):
     assert all(np.isfinite(h.landmarks).all() for r in results for h in r.hands)
 
 
+def test_run_takes_frame_objects_with_their_timestamps(tracker):
+    """``run`` reads ``.image`` / ``.timestamp_ms`` objects, so the renderer's clip goes in as is."""
+    clip = list(synthetic_clip(4, seed=2, fps=20.0))
+    results = list(tracker.run(iter(clip)))
+    assert [r.timestamp_ms for r in results] == [f.timestamp_ms for f in clip] == [0.0, 50.0, 100.0, 150.0]
+    assert all(len(r.hands) == 1 for r in results)
+
+
 def test_run_sources_and_writers(tmp_path):
     frames = [f.image for f in synthetic_clip(12, seed=6)]
     video = tmp_path / "clip.mp4"

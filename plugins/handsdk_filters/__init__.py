@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from handsdk.config import number_option
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.smoothing import IdentityFilter
 
@@ -62,11 +63,9 @@ class OneEuroFilter:
     """
 
     def __init__(self, min_cutoff: float = 0.05, beta: float = 0.045, d_cutoff: float = 1.0) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
-        self.min_cutoff = float(min_cutoff)
-        self.beta = float(beta)
-        self.d_cutoff = float(d_cutoff)
+        self.min_cutoff = number_option("one_euro", "min_cutoff", min_cutoff, 0.0, 1e6, lo_open=True)
+        self.beta = number_option("one_euro", "beta", beta, 0.0, 1e6)
+        self.d_cutoff = number_option("one_euro", "d_cutoff", d_cutoff, 0.0, 1e6, lo_open=True)
         self.reset()
 
     def reset(self) -> None:
@@ -113,10 +112,9 @@ class KalmanFilter:
     initial_speed_std = 1000.0
 
     def __init__(self, process_noise: float = 100.0, measurement_noise: float = 2.0) -> None:
-        if process_noise <= 0 or measurement_noise <= 0:
-            raise ValueError("process_noise and measurement_noise must be > 0")
-        self.process_noise = float(process_noise)
-        self.measurement_noise = float(measurement_noise)
+        self.process_noise = number_option("kalman", "process_noise", process_noise, 0.0, 1e9, lo_open=True)
+        self.measurement_noise = number_option("kalman", "measurement_noise", measurement_noise, 0.0, 1e9,
+                                               lo_open=True)
         self.reset()
 
     def reset(self) -> None:

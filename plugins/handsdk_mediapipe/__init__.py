@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from handsdk.config import integer_option
 from handsdk.errors import ConfigError, MissingDependencyError
 from handsdk.hookspecs import Register, hookimpl
 
@@ -48,8 +49,10 @@ class MediaPipeBackend:
 
     def __init__(self, device: str = "cpu", threads: int = 0, python: str | None = None,
                  model_complexity: int = 1, max_hands: int = 2):
-        if model_complexity not in (0, 1):
+        if model_complexity not in (0, 1) or isinstance(model_complexity, bool):
             raise ConfigError(f"mediapipe: model_complexity must be 0 or 1, got {model_complexity!r}")
+        integer_option("mediapipe", "max_hands", max_hands, 1, 16)
+        integer_option("mediapipe", "threads", threads, 0, 256)
         self.python = mediapipe_python(python)
         self.device = f"cpu (MediaPipe, complexity {model_complexity}, worker {self.python})"
         cmd = [self.python, str(WORKER), "--complexity", str(model_complexity), "--max-hands", str(max_hands)]

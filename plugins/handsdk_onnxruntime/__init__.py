@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from handsdk.backend import default_threads
+from handsdk.backend import thread_option
 from handsdk.errors import ConfigError, ModelError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
@@ -57,7 +57,7 @@ class OnnxRuntimeBackend:
         # one core left to the tracker: ONNX Runtime's pool threads spin-wait, and with every core
         # taken they fight the calling thread (2 cores, ASL clip end to end, 3 runs each:
         # 1 thread 146-165 FPS, 2 threads 68-136)
-        self.threads = int(threads) or default_threads(leave_free=1)
+        self.threads = thread_option("onnxruntime", threads, leave_free=1)
         log.info("onnxruntime backend on %s, %d threads", self.device, self.threads)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> OnnxRuntimeRunner:

@@ -15,8 +15,9 @@ from handsdk.annotate import (
     LandmarkAnnotator,
     SkeletonAnnotator,
     annotate,
+    open_window,
 )
-from handsdk.errors import ConfigError
+from handsdk.config import flag_option
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.types import FrameResult
 
@@ -26,19 +27,15 @@ class OverlayRenderer:
 
     def __init__(self, show: bool = False, landmarks: bool = True, skeleton: bool = True,
                  labels: bool = True, fps: bool = True, box: bool = False, window: str = "handsdk"):
-        self.annotators = [a for on, a in ((box, BoxAnnotator()), (skeleton, SkeletonAnnotator()),
-                                           (landmarks, LandmarkAnnotator()), (labels, LabelAnnotator()),
-                                           (fps, FpsAnnotator())) if on]
+        layers = {"box": (box, BoxAnnotator), "skeleton": (skeleton, SkeletonAnnotator),
+                  "landmarks": (landmarks, LandmarkAnnotator), "labels": (labels, LabelAnnotator),
+                  "fps": (fps, FpsAnnotator)}
+        self.annotators = [cls() for option, (on, cls) in layers.items() if flag_option("overlay", option, on)]
+        flag_option("overlay", "show", show)
         self.show, self.window = show, window
         self.last_frame: np.ndarray | None = None
         if show:
-            import cv2
-
-            try:
-                cv2.namedWindow(window)
-            except cv2.error as exc:
-                raise ConfigError("overlay: show = true needs an OpenCV build with GUI support "
-                                  "(pip install opencv-python instead of -headless)") from exc
+            open_window(window)
 
     def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         return annotate(frame, result, self.annotators)

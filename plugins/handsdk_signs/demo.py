@@ -31,10 +31,13 @@ import cv2
 import numpy as np
 
 from handsdk import Tracker
-from handsdk.annotate import LandmarkAnnotator, SkeletonAnnotator
+from handsdk.annotate import LandmarkAnnotator, SkeletonAnnotator, open_window
+from handsdk.errors import HandSDKError
 from handsdk.sources import open_source
 
 from .speller import Speller
+
+WINDOW = "handsdk signs"
 
 
 def synthetic_frames(word: str, fps: float = 30.0, seed: int = 0):
@@ -114,6 +117,12 @@ def main(argv=None) -> int:
         frames = open_source(spec)
         fps = float(getattr(frames, "fps", None) or fps)
 
+    if a.show:
+        try:
+            open_window(WINDOW)
+        except HandSDKError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     tracker = Tracker({"consumers": [{"name": "sign_classifier", "vocabulary": a.vocabulary}]})
     speller = Speller(hold_frames=a.hold, min_score=a.min_score)
     writer = None
@@ -144,7 +153,7 @@ def main(argv=None) -> int:
                 elif hands and lab is not None and len(speller.text) >= best[0]:
                     best = (len(speller.text), result.frame_index, img)
             if a.show:
-                cv2.imshow("handsdk signs", img)
+                cv2.imshow(WINDOW, img)
                 if cv2.waitKey(1) & 0xFF == ord("q"):
                     break
             n += 1

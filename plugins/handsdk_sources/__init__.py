@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handsdk.config import flag_option, integer_option, number_option
 from handsdk.data import IMAGE_SUFFIXES
 from handsdk.errors import SourceError
 from handsdk.hookspecs import Register, hookimpl
@@ -29,6 +30,10 @@ class CameraSource:
 
     def __init__(self, spec: int, width: int | None = None, height: int | None = None,
                  max_failures: int = 30):
+        for option, value in (("width", width), ("height", height)):
+            if value is not None:
+                integer_option("camera", option, value, 0, 16384)
+        self.max_failures = integer_option("camera", "max_failures", max_failures, 1, 100_000)
         self.cap = cv2.VideoCapture(int(spec))
         if not self.cap.isOpened():
             raise SourceError(f"camera {spec} could not be opened (no such device, or it is busy)")
@@ -37,7 +42,6 @@ class CameraSource:
         if height:
             self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or None
-        self.max_failures = max_failures
         self.spec = spec
 
     @classmethod
@@ -178,8 +182,13 @@ class SyntheticSource:
                  leave_and_return: bool = False):
         from handsdk.synthetic import synthetic_clip
 
-        self.fps = fps
-        self.n_frames = n_frames
+        self.n_frames = integer_option("synthetic", "n_frames", n_frames, 1, 10_000_000)
+        for option, value in (("width", width), ("height", height)):
+            integer_option("synthetic", option, value, 64, 8192)
+        integer_option("synthetic", "n_hands", n_hands, 0, 2)
+        integer_option("synthetic", "seed", seed, 0, 2**32 - 1)
+        self.fps = number_option("synthetic", "fps", fps, 0.0, 1000.0, lo_open=True)
+        flag_option("synthetic", "leave_and_return", leave_and_return)
         self._clip = lambda: synthetic_clip(n_frames, (width, height), n_hands=n_hands, fps=fps,
                                             seed=seed, leave_and_return=leave_and_return)
 

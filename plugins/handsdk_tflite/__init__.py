@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from handsdk.backend import default_threads
+from handsdk.backend import thread_option
 from handsdk.errors import ConfigError, MissingDependencyError, ModelError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
@@ -58,7 +58,7 @@ class TFLiteBackend:
             raise ConfigError(f"tflite: device {device!r} is not supported; valid: auto, cpu")
         self.interpreter_cls = _interpreter_class()
         self.device = "cpu (XNNPACK)"
-        self.threads = int(threads) or default_threads()
+        self.threads = thread_option("tflite", threads)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> TFLiteRunner:
         path = spec.path("tflite")

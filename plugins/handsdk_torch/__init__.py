@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from handsdk.backend import default_threads
+from handsdk.backend import thread_option
 from handsdk.errors import ConfigError, ModelError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
@@ -46,7 +46,7 @@ class TorchBackend:
         elif device == "cuda" and not self.torch.cuda.is_available():
             raise ConfigError("torch: device 'cuda' requested but torch sees no CUDA device")
         self.device = device
-        self.threads = int(threads) or default_threads()
+        self.threads = thread_option("torch", threads)
         if device == "cpu":
             self.torch.set_num_threads(self.threads)
         log.info("torch backend on %s", self.device)

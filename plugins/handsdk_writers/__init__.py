@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from handsdk.annotate import annotate
+from handsdk.config import flag_option, number_option, path_option
 from handsdk.errors import ConfigError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.types import FrameResult
@@ -20,7 +20,7 @@ class JsonlWriter:
     kind = "sink"
 
     def __init__(self, path: str = "handsdk.jsonl"):
-        self.path = Path(path)
+        self.path = path_option("jsonl", "path", path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._f = self.path.open("w")
@@ -45,9 +45,11 @@ class VideoWriter:
 
     def __init__(self, path: str = "handsdk.mp4", fps: float = 30.0, annotate: bool = True,
                  codec: str = "mp4v"):
-        if len(codec) != 4:
+        if not isinstance(codec, str) or len(codec) != 4:
             raise ConfigError(f"video: codec must be a four-letter FOURCC like 'mp4v', got {codec!r}")
-        self.path, self.fps, self.annotate, self.codec = Path(path), float(fps), annotate, codec
+        self.path = path_option("video", "path", path)
+        self.fps = number_option("video", "fps", fps, 0.0, 1000.0, lo_open=True)
+        self.annotate, self.codec = flag_option("video", "annotate", annotate), codec
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._failed = False  # the file could not be opened: reported once, then frames are skipped
