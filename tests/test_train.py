@@ -102,7 +102,7 @@ def test_presence_refit_changes_only_the_presence_head(tmp_path, bundled_models)
     pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "pack.npz")
     out = tmp_path / "landmark.pt"
     assert presence.main(["--pack", str(tmp_path / "pack.npz"), "--out", str(out), "--rounds", "1",
-                          "--synthetic", "0", "--epochs", "2"]) == 0
+                          "--synthetic", "0", "--epochs", "2", "--texture-frames", "2"]) == 0
     before = torch.load(bundled_models / "landmark.pt", map_location="cpu", weights_only=False)["model"]
     after = torch.load(out, map_location="cpu", weights_only=False)
     assert "presence_false_positive_rate" in after["metrics"]
@@ -114,6 +114,20 @@ def test_presence_refit_changes_only_the_presence_head(tmp_path, bundled_models)
     frame = next(iter(synthetic_clip(1, seed=1))).image
     with Tracker({"models": {"manifest": str(exported / "manifest.json")}}) as t:
         assert isinstance(t.detect(frame), list)
+
+
+def test_texture_proposals_are_hand_free_negatives(bundled_models):
+    """``--texture-frames``: what the detector proposes on rendered hand-free frames joins the
+    presence head's negatives (presence 0, full weight)."""
+    from handsdk.train.presence import FeatureSet, add_texture_proposals
+
+    model, _ = export.load_checkpoint(bundled_models / "landmark.pt", "landmark")
+    fs = FeatureSet(model.eval())
+    with Tracker({"tracker": {"min_detection_confidence": 0.05, "max_hands": 4}}) as t:
+        add_texture_proposals(fs, t, (0.0, 3.14159), 5, seed=0)
+    feats, presence, weight, _ = fs.tensors()
+    assert len(feats) >= 10 and len(feats) % 2 == 0  # every proposal at both turns
+    assert (presence == 0).all() and (weight == 1).all()
 
 
 def test_hand_free_crops_stay_inside_their_strip():

@@ -12,8 +12,8 @@ and handedness, from:
   training photos (at every turn the tracker tries), plus synthetic renders;
 * negatives: the trainer's beside-the-hand crops, the detector's proposals (at a low threshold)
   and random crops on the strip beside each training photo's hand that the teacher confirmed
-  hand-free (``hand_free`` in the labels: :mod:`handsdk.train.pseudolabel`), and synthetic
-  textures.
+  hand-free (``hand_free`` in the labels: :mod:`handsdk.train.pseudolabel`), synthetic
+  textures, and (``--texture-frames``) the detector's proposals on rendered hand-free frames.
 
 Only the pack's training split is used to fit; its validation split reports the result.
 """
@@ -190,8 +190,22 @@ def head_report(head: torch.nn.Module, feats: torch.Tensor, presence: torch.Tens
             "positives": int(pos.sum()), "negatives": int(neg.sum())}
 
 
+def add_texture_proposals(fs: FeatureSet, tracker, turns: tuple[float, ...], n: int, seed: int) -> None:
+    """Negatives: the detector's proposals on ``n`` rendered hand-free frames (the renderer's
+    backgrounds, every kind) — the clutter it mistakes for a hand, unlike random texture crops."""
+    from ..synthetic import random_background
+
+    rng = np.random.default_rng(seed + 7)
+    kinds = ("room", "shapes", "noise", "wood", "linear")
+    for i in range(n):
+        img = random_background(480, 640, rng, kind=kinds[i % len(kinds)])
+        rects = [replace(r, angle=r.angle + t) for det in tracker._run_detector(img)
+                 for r in [det.rect(tracker.crop_scale)] for t in turns]
+        fs.add(_crops(img, rects, fs.model.input_size), 0.0)
+
+
 def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds: int, train: bool,
-              seed: int) -> tuple[torch.Tensor, ...]:
+              seed: int, texture_frames: int = 0) -> tuple[torch.Tensor, ...]:
     """Features and targets for the photos ``idx`` of the pool."""
     fs = FeatureSet(model)
     add_sampler_crops(fs, pool, idx, rounds, train, seed)
@@ -200,6 +214,7 @@ def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds:
                        tracker, turns, np.random.default_rng(seed))
     if train:
         fs.add(texture_crops(200, model.input_size, seed), 0.0)
+    add_texture_proposals(fs, tracker, turns, texture_frames, seed)
     return fs.tensors()
 
 
@@ -212,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where to write the re-fitted checkpoint")
     ap.add_argument("--rounds", type=int, default=4, help="augmented passes over the training photos")
     ap.add_argument("--synthetic", type=int, default=300, help="synthetic renders among the positives")
+    ap.add_argument("--texture-frames", type=int, default=0,
+                    help="rendered hand-free frames whose detector proposals join the negatives (half as "
+                         "many for validation)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only this many photos per split (a quick check)")
@@ -232,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     valid_idx = np.where(pool.valid & ~pool.synthetic)[0]
     if args.limit:
         train_idx, valid_idx = train_idx[:: max(1, len(train_idx) // args.limit)], valid_idx[: args.limit]
-    train = build_set(model, pool, train_idx, tracker, turns, args.rounds, True, args.seed)
-    valid = build_set(model, pool, valid_idx, tracker, turns, 1, False, args.seed + 1)
+    train = build_set(model, pool, train_idx, tracker, turns, args.rounds, True, args.seed, args.texture_frames)
+    valid = build_set(model, pool, valid_idx, tracker, turns, 1, False, args.seed + 1, args.texture_frames // 2)
     print(f"features: {len(train[0])} training, {len(valid[0])} validation crops in {time.time() - t0:.0f} s")
     before = head_report(model.global_head, *valid)
     head = fit_head(model.global_head, *train, epochs=args.epochs, seed=args.seed)
