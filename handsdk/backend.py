@@ -7,6 +7,7 @@ A backend plugin registers a factory through ``handsdk_register_backends``; the 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +31,19 @@ class Backend(Protocol):
     def load(self, spec: ModelSpec, variant: str = "fp32") -> Runner:
         """Load ``spec`` (``variant`` "fp32" or "int8" where the backend supports it)."""
         ...
+
+
+_told_fp32_only: set[str] = set()
+
+
+def note_fp32_only(backend: str, variant: str) -> None:
+    """For backends that have fp32 models only: say (once per backend) that ``[models] variant``
+    is not applied, instead of silently running fp32 under an "int8" config."""
+    if variant != "fp32" and backend not in _told_fp32_only:
+        _told_fp32_only.add(backend)
+        logging.getLogger("handsdk.backend").warning(
+            "the %s backend has fp32 models only: [models] variant = %r is not applied (INT8 runs on "
+            "onnxruntime)", backend, variant)
 
 
 def thread_option(where: str, threads: Any, leave_free: int = 0) -> int:

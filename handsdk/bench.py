@@ -224,6 +224,21 @@ def bench(sources: list[str], pipelines: list[str], rounds: int, max_frames: int
     return report
 
 
+NOTES_BEGIN, NOTES_END = "<!-- notes: kept when handsdk bench rewrites this page -->", "<!-- /notes -->"
+
+
+def kept_notes(path: Path) -> list[str]:
+    """The hand-written block between the notes markers of an earlier page (with the markers),
+    so that re-running the benchmark refreshes the tables without dropping the analysis."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    start, end = text.find(NOTES_BEGIN), text.find(NOTES_END)
+    if start < 0 or end < start:
+        return []
+    return [*text[start:end + len(NOTES_END)].splitlines(), ""]
+
+
 def write_markdown(report: dict[str, Any], out: Path, images: Path | None, rounds: int, max_hands: int) -> None:
     import platform
 
@@ -234,6 +249,7 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
              f"latency; `max_hands = {max_hands}` everywhere. Ratios are against MediaPipe Hands full "
              "(model_complexity 1) from the same run. Agreement: mean landmark distance to MediaPipe full "
              "/ hand size.", ""]
+    lines += kept_notes(out)
     models = report.pop("__models__", {})
     if models:
         lines += ["## Models alone", "", "Median latency of one inference (batch 1, one crop / one frame), "
@@ -306,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="handsdk bench", description=__doc__)
     ap.add_argument("sources", nargs="*")
     ap.add_argument("--pipelines", nargs="*", default=list(PIPELINES), choices=list(PIPELINES))
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-frames", type=int, default=400)
     ap.add_argument("--max-hands", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))

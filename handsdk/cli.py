@@ -89,7 +89,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    source: Any = int(args.source) if args.source.isdigit() else args.source
+    from .sources import source_spec
+
+    source: Any = source_spec(args.source)
     s = _track(source, args.config, args.save_video, args.jsonl, args.show, args.max_frames)
     print(f"{s['frames']} frames, a hand in {s['frames_with_hand']}, {s['tracks']} track(s), "
           f"tracking {s['tracking_fps']:.1f} FPS (whole loop {s['fps']:.1f}), detector ran on "

@@ -238,11 +238,11 @@ def build_component(factory: Callable[..., Any], options: Mapping[str, Any], whe
                                   f"{', '.join(accepted) or '(none)'}")
     try:
         return factory(**options)
-    except ConfigError as exc:  # the plugin named the option; drop its own name if ``where`` has it
-        msg, name = str(exc), where.rsplit(" ", 1)[-1].strip("'\"")
-        raise ConfigError(f"{where}: {msg.removeprefix(f'{name}: ')}") from exc
-    except (TypeError, ValueError) as exc:  # raised deeper, naming no option: show what is expected
-        defaults = ", ".join(f"{n}={p.default!r}" for n, p in (sig.parameters.items() if sig else ())
-                             if p.default is not p.empty and n != "spec")
-        raise ConfigError(f"{where}: {exc}" + (f" (options and their defaults: {defaults})" if defaults else "")
-                          ) from exc
+    except (TypeError, ValueError) as exc:
+        plugin = where.rsplit(" ", 1)[-1].strip("'")
+        msg = str(exc).removeprefix(f"{plugin}: ")  # ``where`` names the plugin already
+        if not isinstance(exc, ConfigError):  # raised deeper, maybe naming no option: show what is expected
+            defaults = ", ".join(f"{n}={p.default!r}" for n, p in (sig.parameters.items() if sig else ())
+                                 if p.default is not p.empty and n != "spec")
+            msg += f" (options and their defaults: {defaults})" if defaults else ""
+        raise ConfigError(f"{where}: {msg}") from exc

@@ -33,14 +33,16 @@ def data_root() -> Path | None:
 
 
 def teacher_root() -> Path | None:
-    """MediaPipe's TFLite hand models (``../shared/teacher``), used to pseudo-label and compare."""
+    """MediaPipe's TFLite hand models, used to pseudo-label and compare: ``$HANDSDK_TEACHER`` if
+    set, else ``teacher/`` beside the data folder, else ``../shared/teacher`` beside the project."""
     env = os.environ.get("HANDSDK_TEACHER")
     if env:
         return Path(env) if Path(env).is_dir() else None
     root = data_root()
-    if root is not None and (root.parent / "teacher").is_dir():
-        return root.parent / "teacher"
-    return None
+    candidates = [root.parent / "teacher"] if root is not None else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "teacher")
+    candidates.append(Path.cwd().parent / "shared" / "teacher")
+    return next((c for c in candidates if c.is_dir()), None)
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,8 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
                     rec = json.loads(side.read_text())
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"{side}: not valid JSON ({exc})") from None
-                out.append(Sample(img, _landmarks(rec.get("landmarks") if isinstance(rec, dict) else None,
-                                                  str(side))))
+                rec = rec if isinstance(rec, dict) else {}
+                out.append(Sample(img, _landmarks(rec.get("landmarks"), str(side), rec.get("visible"))))
         if not out:
             raise ConfigError(f"reference folder {str(ref)!r} has no images with a <stem>.json "
                               "sidecar holding {\"landmarks\": [[x, y], ...]}")

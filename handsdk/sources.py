@@ -31,6 +31,14 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def source_spec(text: str) -> int | str:
+    """A source named on the command line: a camera index if it is all digits and no file or
+    folder of that name exists (a folder called ``2024`` is still a folder), else the text."""
+    from pathlib import Path
+
+    return int(text) if text.isdigit() and not Path(text).exists() else text
+
+
 def open_source(spec: Any, name: str | None = None, **options: Any) -> Source:
     """Open ``spec`` with the named source, or with the first registered source accepting it."""
     from .config import build_component

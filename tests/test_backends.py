@@ -158,3 +158,20 @@ def test_the_example_third_party_backend_registers_as_a_module(register_plugin):
         a, b = ours.detect(frame), ref.detect(frame)
     assert len(a) == len(b) == 1
     assert np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).mean() < 0.5
+
+
+@pytest.mark.skipif(not _available("torch"), reason="torch not installed")
+def test_int8_variant_on_an_fp32_only_backend_is_said_not_silently_ignored(caplog, monkeypatch):
+    import logging
+
+    from handsdk import backend
+
+    monkeypatch.setattr(backend, "_told_fp32_only", set())
+    with caplog.at_level(logging.WARNING, logger="handsdk.backend"):
+        with Tracker({"backend": {"name": "torch"}, "models": {"variant": "int8"}}):
+            pass
+        with Tracker({"backend": {"name": "torch"}}):
+            pass
+    said = [r.getMessage() for r in caplog.records if "fp32 models only" in r.getMessage()]
+    assert said == ["the torch backend has fp32 models only: [models] variant = 'int8' is not applied "
+                    "(INT8 runs on onnxruntime)"]  # once, and not for the fp32 tracker

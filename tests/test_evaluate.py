@@ -138,7 +138,14 @@ def test_references_mark_unlabelled_keypoints(tmp_path):
     rows = [{"path": "a.png", "landmarks": [None if j in (4, 8) else p for j, p in enumerate(lm.tolist())]},
             {"path": "a.png", "landmarks": lm.tolist(), "visible": [j not in (4, 8) for j in range(21)]}]
     (tmp_path / "ref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for sample in ev.load_references(tmp_path / "coco.json") + ev.load_references(tmp_path / "ref.jsonl"):
+    folder = tmp_path / "sidecars"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "a.json").write_text(json.dumps({k: v for k, v in rows[1].items() if k != "path"}))
+    samples = [*ev.load_references(tmp_path / "coco.json"), *ev.load_references(tmp_path / "ref.jsonl"),
+               *ev.load_references(folder)]
+    assert len(samples) == 4
+    for sample in samples:
         assert list(np.flatnonzero(~ev.labelled(sample.landmarks))) == [4, 8]
         assert np.array_equal(sample.landmarks[ev.labelled(sample.landmarks)], np.delete(lm, [4, 8], 0))
     with pytest.raises(ConfigError, match="'visible' must list 21 flags"):

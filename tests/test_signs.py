@@ -433,6 +433,18 @@ def test_end_to_end_accuracy_on_held_out_photos(bundled_models, vocabulary, data
     assert res["top1"] >= MIN_TOP1[vocabulary], res
 
 
+def test_evaluate_writes_the_docs_figure_only_from_the_run_it_shows(data_root, tmp_path, capsys, monkeypatch):
+    """A quick ``--limit`` run prints and saves its numbers but leaves the docs' confusion matrix
+    (a full held-out run) alone; ``--png`` still writes one where asked."""
+    docs_png = tmp_path / "docs" / "images" / "confusion_digits.png"
+    monkeypatch.setattr(sign_eval, "_default_png", lambda name: tmp_path / "docs" / "images" / f"confusion_{name}.png")
+    assert sign_eval.main(["--vocabulary", "digits", "--limit", "6", "--json", str(tmp_path / "r.json")]) == 0
+    assert "top-1" in capsys.readouterr().out and not docs_png.exists()
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == 6
+    assert sign_eval.main(["--vocabulary", "digits", "--limit", "6", "--png", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 1000 and not docs_png.exists()
+
+
 def test_motion_evaluation_scores_rendered_strokes(bundled_models):
     from handsdk_signs.evaluate_motion import synthetic_trials
 

@@ -133,6 +133,15 @@ def test_run_takes_frame_objects_with_their_timestamps(tracker):
     assert all(len(r.hands) == 1 for r in results)
 
 
+def test_a_command_line_source_is_a_camera_only_if_no_such_path_exists(tmp_path, monkeypatch):
+    from handsdk.sources import source_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert source_spec("0") == 0 and source_spec("12") == 12
+    (tmp_path / "2024").mkdir()
+    assert source_spec("2024") == "2024" and source_spec("clip.mp4") == "clip.mp4"
+
+
 def test_run_sources_and_writers(tmp_path):
     frames = [f.image for f in synthetic_clip(12, seed=6)]
     video = tmp_path / "clip.mp4"

@@ -227,7 +227,7 @@ def validate(model, canvas, lm, idx, size, hand_free: torch.Tensor | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m handsdk.train.detector", description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/detector")
     add_common_arguments(ap, minutes=20.0, input_size=192, batch_help="0: 128 on a GPU, 32 on a CPU", seed=1)
     ap.add_argument("--full-circle", type=float, default=0.5,

@@ -127,13 +127,21 @@ def write_manifest(out: Path, entries: dict[str, dict]) -> dict:
     return manifest
 
 
+def _manifest_version(path: Path, kind: str) -> str | None:
+    try:
+        return json.loads(path.read_text())["models"][kind]["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m handsdk.train.export", description=__doc__)
     ap.add_argument("--landmark", type=Path, help="training checkpoint (default: the exported models/landmark.pt)")
     ap.add_argument("--detector", type=Path, help="training checkpoint (default: models/detector.pt)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models")
     ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
-    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--version", help="model version in the manifest (default: the one already in --out's "
+                                      "manifest, so a --tflite-only re-export keeps it; else 0.1.0)")
     ap.add_argument("--tflite-only", action="store_true",
                     help="only (re)export TFLite from the torch files in --out (needs litert-torch)")
     args = ap.parse_args(argv)
@@ -154,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         if not export_tflite(model, size, tfl) and tfl.exists():
             tfl.unlink()  # a TFLite file from older weights must not stay listed
             print(f"{tfl} removed: litert-torch is not installed, so it could not be re-exported")
-        entries[kind] = _entry(kind, model, size, metrics, args.version)
+        version = args.version or _manifest_version(out / "manifest.json", kind) or "0.1.0"
+        entries[kind] = _entry(kind, model, size, metrics, version)
     manifest = write_manifest(out, entries)
     print(json.dumps({k: {f: v["bytes"] for f, v in e["files"].items()} for k, e in manifest["models"].items()}))
     return 0

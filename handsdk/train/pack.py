@@ -65,7 +65,7 @@ def load_pack(path: Path) -> dict[str, np.ndarray | list[np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m handsdk.train.pack", description=__doc__)
     ap.add_argument("--labels", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/pack.npz")
     ap.add_argument("--max-side", type=int, default=320)

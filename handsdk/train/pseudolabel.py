@@ -91,7 +91,7 @@ def add_hand_free(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m handsdk.train.pseudolabel", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
     ap.add_argument("--teacher", type=Path, default=teacher_root())
     ap.add_argument("--min-presence", type=float, default=0.9)

@@ -33,7 +33,7 @@ import numpy as np
 from handsdk import Tracker
 from handsdk.annotate import LandmarkAnnotator, SkeletonAnnotator, open_window
 from handsdk.errors import HandSDKError
-from handsdk.sources import open_source
+from handsdk.sources import open_source, source_spec
 
 from .speller import Speller
 
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         frames = synthetic_frames(a.word, fps, a.seed)
         print(f"synthetic clip spelling {a.word.upper()!r}")
     else:
-        spec = int(src) if src.isdigit() else src
+        spec = source_spec(src)
         if isinstance(spec, str) and not Path(spec).exists():
             print(f"no such file: {spec}", file=sys.stderr)
             return 2

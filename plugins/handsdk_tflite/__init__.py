@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from handsdk.backend import thread_option
+from handsdk.backend import note_fp32_only, thread_option
 from handsdk.errors import ConfigError, MissingDependencyError, ModelError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
@@ -61,6 +61,7 @@ class TFLiteBackend:
         self.threads = thread_option("tflite", threads)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> TFLiteRunner:
+        note_fp32_only(self.name, variant)
         path = spec.path("tflite")
         try:
             it = self.interpreter_cls(model_path=str(path), num_threads=self.threads)

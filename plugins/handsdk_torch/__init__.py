@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from handsdk.backend import thread_option
+from handsdk.backend import note_fp32_only, thread_option
 from handsdk.errors import ConfigError, ModelError
 from handsdk.hookspecs import Register, hookimpl
 from handsdk.models import ModelSpec
@@ -54,6 +54,7 @@ class TorchBackend:
     def load(self, spec: ModelSpec, variant: str = "fp32") -> TorchRunner:
         from handsdk.train import nets  # the architectures; torch only
 
+        note_fp32_only(self.name, variant)
         path = spec.path("torch")
         try:
             state = self.torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,21 @@
+"""``handsdk bench`` runs a pipeline in its own process and rewrites its page, keeping the notes."""
+
+from __future__ import annotations
+
+from handsdk import bench
+
+
+def test_bench_writes_its_tables_and_keeps_the_hand_written_notes(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    notes = f"{bench.NOTES_BEGIN}\nObservations: written by hand, from the last run.\n{bench.NOTES_END}"
+    out.write_text(f"# Benchmarks\n\nold header\n\n{notes}\n\n## old tables\n| stale | row |\n")
+    assert bench.main(["synthetic", "--pipelines", "handsdk onnxruntime fp32", "--rounds", "1",
+                       "--max-frames", "12", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert notes in text and "old tables" not in text and "stale" not in text
+    assert "1 alternating rounds" in text and "## Models alone" in text
+    row = next(line for line in text.splitlines() if line.startswith("| handsdk onnxruntime fp32 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[1]) > 0 and cells[2] == "—"  # FPS measured; no MediaPipe in this run, no ratio
+    assert cells[7] == "12/12"  # a hand in every rendered frame
+    assert text.index(notes) < text.index("## Models alone")
