@@ -11,7 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handsdk import hookimpl
+from handsdk import ConfigError, hookimpl
+from handsdk.backend import note_fp32_only, thread_option
 from handsdk.hookspecs import Register
 from handsdk.models import ModelSpec
 
@@ -32,11 +33,16 @@ class OpenCVBackend:
     name = "opencv_dnn"
 
     def __init__(self, device: str = "auto", threads: int = 0):
-        if threads:
-            cv2.setNumThreads(threads)
+        # check options the way the first-party backends do: a bad value fails here, by name
+        if device not in ("auto", "cpu"):
+            raise ConfigError(f"opencv_dnn: unknown device {device!r}; valid: auto, cpu")
         self.device = "cpu (OpenCV DNN)"
+        self.threads = thread_option("opencv_dnn", threads)
+        if threads:  # OpenCV's thread count is process-wide: change it only when asked
+            cv2.setNumThreads(self.threads)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> OpenCVRunner:
+        note_fp32_only(self.name, variant)  # it runs the fp32 ONNX files only: say so for "int8"
         net = cv2.dnn.readNetFromONNX(str(spec.path("onnx")))
         return OpenCVRunner(net, spec.outputs)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, HandSDKError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -238,9 +238,13 @@ def build_component(factory: Callable[..., Any], options: Mapping[str, Any], whe
                                   f"{', '.join(accepted) or '(none)'}")
     try:
         return factory(**options)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # every failure names the file, section and plugin
         plugin = where.rsplit(" ", 1)[-1].strip("'")
         msg = str(exc).removeprefix(f"{plugin}: ")  # ``where`` names the plugin already
+        if isinstance(exc, HandSDKError) and not isinstance(exc, ConfigError):
+            raise type(exc)(f"{where}: {msg}") from exc  # a missing extra, a model, a source: same type
+        if not isinstance(exc, (TypeError, ValueError)):
+            raise HandSDKError(f"{where}: the plugin failed to start: {type(exc).__name__}: {msg}") from exc
         if not isinstance(exc, ConfigError):  # raised deeper, maybe naming no option: show what is expected
             defaults = ", ".join(f"{n}={p.default!r}" for n, p in (sig.parameters.items() if sig else ())
                                  if p.default is not p.empty and n != "spec")

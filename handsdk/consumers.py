@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -112,9 +112,13 @@ class AsyncSinks:
         self._thread.start()
 
     def put(self, result: FrameResult, frame: np.ndarray | None) -> None:
+        """Queue a frame for the sinks. The frame is copied (a camera may reuse its buffer for the
+        next frame before the sinks draw this one) and so is the timings dict (the tracker adds to
+        it after handing the result over)."""
+        item = (replace(result, timings=dict(result.timings)), None if frame is None else frame.copy())
         while True:
             try:
-                self.queue.put_nowait((result, frame))
+                self.queue.put_nowait(item)
                 return
             except queue.Full:
                 try:

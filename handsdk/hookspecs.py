@@ -62,7 +62,8 @@ def handsdk_register_commands(subparsers: Any) -> None:
 
 @hookspec
 def handsdk_on_result(result: Any) -> None:
-    """Called with every :class:`~handsdk.types.FrameResult`, after the consumers ran."""
+    """Called with every :class:`~handsdk.types.FrameResult`, after the consumers ran (in live
+    mode, after the classifiers: the sinks run on their own thread and may not have yet)."""
 
 
 @hookspec

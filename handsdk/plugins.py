@@ -48,6 +48,7 @@ class LoadFailure:
 load_failures: list[LoadFailure] = []
 _distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 _loaded = False
+_told_clashes: set[tuple[str, str, str]] = set()  # (kind, name, ignored plugin) already warned about
 
 
 def _env_names(var: str) -> set[str] | None:
@@ -65,7 +66,18 @@ def load_plugins() -> None:
     _loaded = True
     only = _env_names("HANDSDK_LOAD_PLUGINS")
     block = _env_names("HANDSDK_BLOCK_PLUGINS") or set()
-    for ep in metadata.entry_points(group="handsdk"):
+    def first_party_first(ep: metadata.EntryPoint) -> bool:
+        return ep.dist is None or (ep.dist.metadata["Name"] or "").lower() != "handsdk"
+
+    # handsdk's own plugins register first, so a third-party plugin cannot take over a built-in
+    # name (``one_euro``, ``video`` …) by being discovered earlier
+    eps = sorted(metadata.entry_points(group="handsdk"), key=first_party_first)
+    for var, names in (("HANDSDK_LOAD_PLUGINS", only or set()), ("HANDSDK_BLOCK_PLUGINS", block)):
+        unknown = sorted(names - {ep.name for ep in eps})
+        if unknown:
+            log.warning("%s names %s, which no installed plugin has (a typo?); installed: %s", var,
+                        ", ".join(unknown), ", ".join(sorted(ep.name for ep in eps)))
+    for ep in eps:
         if (only is not None and ep.name not in only) or ep.name in block:
             continue
         if pm.has_plugin(ep.name):
@@ -79,6 +91,21 @@ def load_plugins() -> None:
         except Exception as exc:  # a broken plugin must not take the SDK down
             log.warning("handsdk plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
             load_failures.append(LoadFailure(ep.name, ep.value, dist, f"{type(exc).__name__}: {exc}"))
+    for plugin, hook in unknown_hooks():
+        log.warning("handsdk plugin %r implements %r, which is not a handsdk hook (a typo?); it is "
+                    "never called. Hooks: %s", plugin, hook, ", ".join(hook_names()))
+
+
+def hook_names() -> list[str]:
+    """The hooks a plugin can implement (``handsdk/hookspecs.py``)."""
+    return sorted(n for n, caller in vars(pm.hook).items() if caller.has_spec())
+
+
+def unknown_hooks() -> list[tuple[str, str]]:
+    """(plugin, hook) for each ``@hookimpl`` that matches no hookspec, e.g. the typo
+    ``handsdk_register_consumer``: pluggy would leave it uncalled without a word."""
+    return [(pm.get_name(impl.plugin) or "?", name) for name, caller in vars(pm.hook).items()
+            if not caller.has_spec() for impl in caller.get_hookimpls() if not impl.optionalhook]
 
 
 @dataclass(frozen=True)
@@ -110,8 +137,10 @@ def components(kind: str) -> dict[str, Component]:
 
         def register(name: str, factory: Callable[..., Any], _p=plugin_name, _d=dist, _v=version):
             if name in found:
-                log.warning("%s %r from %s ignored: already registered by %s", kind, name, _p,
-                            found[name].plugin)
+                if (kind, name, _p) not in _told_clashes:  # once, not on every Tracker()
+                    _told_clashes.add((kind, name, _p))
+                    log.warning("%s %r from %s ignored: already registered by %s", kind, name, _p,
+                                found[name].plugin)
                 return
             found[name] = Component(kind, name, factory, _p, _d, _v)
 
@@ -122,6 +151,15 @@ def components(kind: str) -> dict[str, Component]:
     return found
 
 
+def env_note() -> str:
+    """`` (HANDSDK_LOAD_PLUGINS=… is set)`` when an env var limits the plugins, for error messages
+    that list what is registered (else empty)."""
+    set_vars = [f"{v}={os.environ[v]!r}" for v in ("HANDSDK_LOAD_PLUGINS", "HANDSDK_BLOCK_PLUGINS")
+                if os.environ.get(v) is not None]
+    verb = "limit" if len(set_vars) > 1 else "limits"
+    return f" ({' and '.join(set_vars)} {verb} which plugins load)" if set_vars else ""
+
+
 def get_component(kind: str, name: str, where: str | None = None) -> Component:
     """The component ``name`` of ``kind``, or an error listing the valid names (prefixed with
     ``where``, e.g. the config file and section that named it)."""
@@ -129,7 +167,7 @@ def get_component(kind: str, name: str, where: str | None = None) -> Component:
     if name not in found:
         valid = ", ".join(sorted(found)) or "(none registered)"
         prefix = f"{where}: " if where else ""
-        raise PluginNotFoundError(f"{prefix}unknown {kind} {name!r}; registered {kind}s: {valid}")
+        raise PluginNotFoundError(f"{prefix}unknown {kind} {name!r}; registered {kind}s: {valid}{env_note()}")
     return found[name]
 
 

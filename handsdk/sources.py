@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import SourceError
-from .plugins import components, get_component
+from .plugins import components, env_note, get_component
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +39,31 @@ def source_spec(text: str) -> int | str:
     return int(text) if text.isdigit() and not Path(text).exists() else text
 
 
-def open_source(spec: Any, name: str | None = None, **options: Any) -> Source:
-    """Open ``spec`` with the named source, or with the first registered source accepting it."""
+def _describe(spec: Any) -> str:
+    if isinstance(spec, np.ndarray):
+        return (f"a numpy array of shape {spec.shape} ({spec.dtype}): for one frame call process() or "
+                "detect(); for several, pass a list of frames")
+    text = repr(spec)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def open_source(spec: Any, name: str | None = None, where: str | None = None, **options: Any) -> Source:
+    """Open ``spec`` with the named source, or with the first registered source accepting it.
+    ``where`` (e.g. a config file's ``[source]``) prefixes the errors."""
     from .config import build_component
 
+    label = where or "source"  # "<file> [source] 'video'" from a config, else "source 'video'"
     if name is not None:
-        return build_component(get_component("source", name).factory, {"spec": spec, **options},
-                               f"source {name!r}")
+        return build_component(get_component("source", name, where).factory, {"spec": spec, **options},
+                               f"{label} {name!r}")
     found = components("source")
     for comp in found.values():
         accepts = getattr(comp.factory, "accepts", None)
         if accepts is not None and accepts(spec):
-            return build_component(comp.factory, {"spec": spec, **options}, f"source {comp.name!r}")
-    raise SourceError(f"no source can open {spec!r}; give a camera index (0), a video file, an image "
+            return build_component(comp.factory, {"spec": spec, **options}, f"{label} {comp.name!r}")
+    raise SourceError(f"no source can open {_describe(spec)}; give a camera index (0), a video file, an image "
                       f"file, a folder of images, 'synthetic', or an iterable of frames "
-                      f"(registered sources: {', '.join(sorted(found)) or '(none)'})")
+                      f"(registered sources: {', '.join(sorted(found)) or '(none)'}){env_note()}")
 
 
 def stall_guard(frames: Iterable[Any], timeout_s: float) -> Iterator[Any]:

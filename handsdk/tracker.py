@@ -8,6 +8,7 @@ tracked; a hand whose presence falls below threshold is dropped and its track en
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -132,10 +133,11 @@ class Tracker:
             if close is not None:
                 close()
             raise
-        self._async: AsyncSinks | None = None
+        self._async: AsyncSinks | None = None  # live mode's sink thread, during a run(live=True)
+        self._dropped = 0  # frames live mode dropped in earlier runs
         self._ids = itertools.count(1)
         self.reset()
-        self.stats = {"frames": 0, "detector_calls": 0}
+        self.stats = {"frames": 0, "detector_calls": 0, "filter_errors": 0}
         call_hook_safely("handsdk_on_tracker_start", tracker=self)
 
     @classmethod
@@ -319,7 +321,9 @@ class Tracker:
                 f["track"] = None
 
     def _make_hand(self, f: dict[str, Any], landmarks: np.ndarray, track_id: int) -> Hand:
-        return Hand(landmarks=landmarks.astype(np.float32), confidence=np.asarray(f["confidence"], np.float32),
+        landmarks = landmarks.astype(np.float32)  # a copy: the caller's array (a track's state) stays as is
+        landmarks[:, 2] -= landmarks[0, 2]  # depth relative to the wrist, as documented (the model gives ≈ 0)
+        return Hand(landmarks=landmarks, confidence=np.asarray(f["confidence"], np.float32),
                     score=f["presence"], handedness=self._handedness(f["right"]), box=f["rect"],
                     track_id=track_id)
 
@@ -400,7 +404,7 @@ class Tracker:
                     build_component(self._filter_factory, self.config.filter.options, self._filter_where))
             tr.raw = f["landmarks"]
             tr.rect = rect_from_landmarks(f["landmarks"], self.crop_scale)
-            smooth = tr.filter(f["landmarks"].astype(np.float64), ts / 1000.0)
+            smooth = self._smoothed(tr, f["landmarks"], ts)
             tracks.append(tr)
             hands.append(self._make_hand(f, np.asarray(smooth, np.float32), tr.id))
         self._tracks = tracks
@@ -414,6 +418,26 @@ class Tracker:
         timings["emit"] = (time.perf_counter() - t4) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return result
+
+    def _smoothed(self, track: _Track, raw: np.ndarray, ts: float) -> np.ndarray:
+        """The track's filter output, checked: a filter plugin that raises or returns another
+        shape or non-finite values is logged and counted, and the hand keeps its raw landmarks
+        (its filter restarts) — a broken filter must not stop tracking or emit NaN hands."""
+        try:
+            out = np.asarray(track.filter(raw.astype(np.float64), ts / 1000.0), np.float64)
+            if out.shape != raw.shape or not np.isfinite(out).all():
+                raise ValueError(f"returned {'a non-finite array' if out.shape == raw.shape else f'shape {out.shape}'}"
+                                 f" for landmarks of shape {raw.shape}")
+            return out
+        except Exception as exc:
+            self.stats["filter_errors"] += 1
+            n = self.stats["filter_errors"]
+            if n <= 3 or n % 100 == 0:
+                log.error("filter %r failed on frame %d (%d errors so far): %s; the hand keeps its "
+                          "unfiltered landmarks", self.config.filter.name, self._frame_index, n, exc)
+            with contextlib.suppress(Exception):
+                track.filter.reset()
+            return raw.astype(np.float64)
 
     def _revive(self, rect: RotatedRect) -> _Track | None:
         """A track lost in the last few frames where this new hand is: the same hand, same id
@@ -477,15 +501,14 @@ class Tracker:
         cfg_src = self.config.source
         if source is None and cfg_src is None:
             raise ConfigError("Tracker.run needs a source: pass one or set [source] in the config")
-        name = None
+        name = where = None
         if source is None:
-            source, name = cfg_src.options.get("spec"), cfg_src.name
-            get_component("source", name, f"{self.config.origin} [source]")  # a wrong name, said where
+            source, name, where = cfg_src.options.get("spec"), cfg_src.name, f"{self.config.origin} [source]"
             source_options = {**{k: v for k, v in cfg_src.options.items() if k != "spec"}, **source_options}
         if live and self._async is None:
             self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
         self.reset()
-        src = source if _is_frame_iterable(source) else open_source(source, name, **source_options)
+        src = source if _is_frame_iterable(source) else open_source(source, name, where, **source_options)
         fps = getattr(src, "fps", None) or self.config.tracker.fps
         if stall_timeout is None and isinstance(source, int) and not isinstance(source, bool):
             stall_timeout = 5.0
@@ -515,10 +538,15 @@ class Tracker:
             close = getattr(src, "close", None)
             if close is not None and src is not source:
                 close()
+            if live and self._async is not None:  # the sinks finish what is queued; later calls run them inline
+                self._async.close()
+                self._dropped += self._async.dropped
+                self._async = None
 
     @property
     def dropped_frames(self) -> int:
-        return self._async.dropped if self._async is not None else 0
+        """Frames live mode did not hand to the sinks because they fell behind (all runs so far)."""
+        return self._dropped + (self._async.dropped if self._async is not None else 0)
 
 
 def _is_frame_iterable(obj: Any) -> bool:

@@ -88,8 +88,19 @@ class Handedness:
 class Hand:
     """One hand in one image.
 
-    ``landmarks`` is float32 (21, 3): x, y in input-image pixels, z relative depth (wrist = 0)
-    in the same pixel scale, smaller is closer to the camera.
+    - ``landmarks``: float32 (21, 3) in MediaPipe's order (0 wrist, 4 thumb tip, 8 index tip …):
+      x, y in input-image pixels, z the depth relative to the wrist (wrist = 0) in the same pixel
+      scale, smaller is closer to the camera. Smoothed by the filter in ``process()``, raw in
+      ``detect()``.
+    - ``confidence``: float32 (21,), how sure the model is of each landmark (0–1; a ranking, not a
+      calibrated probability).
+    - ``score``: hand presence (0–1); hands below ``min_presence_confidence`` are not reported.
+    - ``handedness``: left / right as seen in the input image, with its score.
+    - ``box``: the rotated square crop the landmarks were read from (centre, size, angle).
+    - ``track_id``: in ``process()``, the hand's track (from 1; kept while the hand is tracked and
+      for a few frames after it is lost); in ``detect()``, its index in the returned list (0, 1 …);
+      -1 for a hand built by hand.
+    - ``labels``: what classifier consumers said about it, e.g. ``labels["sign"]``.
     """
 
     landmarks: np.ndarray

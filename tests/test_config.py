@@ -231,6 +231,21 @@ def test_fake_backend_builds_a_tracker(fake_backend):
     assert len(result.hands) == 1
 
 
+def test_source_errors_name_the_config_section_and_summarise_arrays(fake_backend):
+    import numpy as np
+
+    from handsdk.errors import SourceError
+
+    with Tracker(fake_backend.config(source={"name": "synthetic", "spec": "synthetic", "nn": 3})) as tracker:
+        with pytest.raises(ConfigError, match=r"^<dict> \[source\] 'synthetic': unknown option 'nn'; accepted: spec, "):
+            next(tracker.run())
+        with pytest.raises(SourceError) as info:
+            next(tracker.run(np.zeros((48, 64, 3), np.uint8)))
+    msg = str(info.value)
+    assert "a numpy array of shape (48, 64, 3) (uint8): for one frame call process() or detect()" in msg
+    assert len(msg) < 400  # not the array's repr
+
+
 # -- plugin options ------------------------------------------------------------------------------
 def test_unknown_plugin_option_lists_accepted():
     factory = get_component("filter", "one_euro").factory
@@ -286,6 +301,23 @@ def test_an_error_naming_no_option_lists_the_options_and_defaults():
         build_component(factory, {"rate": "fast"}, "w")
     assert str(info.value) == ("w: could not convert string to float: 'fast' "
                                "(options and their defaults: path='x.txt', rate=2.0)")
+
+
+def test_a_plugin_that_fails_to_start_is_named_and_keeps_its_error_type():
+    from handsdk.errors import MissingDependencyError
+
+    def gpu_only():
+        raise RuntimeError("GPU not found")
+
+    def needs_extra():
+        raise MissingDependencyError("boom: 'tensorrt' is not installed")
+
+    with pytest.raises(HandSDKError) as info:
+        build_component(gpu_only, {}, "cfg.toml [backend] 'boom'")
+    assert str(info.value) == "cfg.toml [backend] 'boom': the plugin failed to start: RuntimeError: GPU not found"
+    with pytest.raises(MissingDependencyError) as info:
+        build_component(needs_extra, {}, "cfg.toml [backend] 'boom'")
+    assert str(info.value) == "cfg.toml [backend] 'boom': 'tensorrt' is not installed"
 
 
 def test_factory_with_kwargs_accepts_any_option():

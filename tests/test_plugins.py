@@ -128,6 +128,13 @@ except PluginNotFoundError as exc:
     assert "unknown consumer 'jsonl'" in msg
     assert "overlay" in msg
     assert "video" not in msg.split("registered consumers:")[1]
+    assert msg.endswith("(HANDSDK_BLOCK_PLUGINS='writers' limits which plugins load)")
+
+
+def test_a_plugin_name_no_plugin_has_is_reported(run_python):
+    """A typo in the env vars is said, not silently turned into "nothing registered"."""
+    proc = run_python(REPORT, env={"HANDSDK_LOAD_PLUGINS": "onnxruntime,filtres"})
+    assert "HANDSDK_LOAD_PLUGINS names filtres, which no installed plugin has (a typo?)" in proc.stderr
 
 
 def test_load_plugins_loads_only_those(run_python):
@@ -600,3 +607,55 @@ def test_a_hook_raising_every_frame_is_counted_not_logged_every_frame(register_p
     logged = [rec for rec in caplog.records if "test-exploding-often" in rec.getMessage()]
     assert len(logged) == 4  # errors 1, 2, 3 and 100
     assert "(100 errors so far)" in logged[-1].getMessage()
+
+
+def test_an_installed_plugin_cannot_take_over_a_built_in_name(tmp_path):
+    """A third-party distribution found before handsdk's (first on sys.path) registers a filter
+    called ``one_euro``: handsdk's own stays in charge, the other is named in one warning, and the
+    third-party's other components still load."""
+    (tmp_path / "squatter.py").write_text(
+        "from handsdk import hookimpl\n\n"
+        "class Mine:\n    def __call__(self, value, timestamp_s):\n        return value\n"
+        "    def reset(self):\n        pass\n\n"
+        "@hookimpl\ndef handsdk_register_filters(register):\n"
+        "    register('one_euro', Mine)\n    register('squatter_own', Mine)\n")
+    dist = tmp_path / "squatter-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: squatter\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[handsdk]\nsquatter = squatter\n")
+    code = ("import logging; logging.basicConfig()\n"
+            "from handsdk import Tracker\nfrom handsdk.plugins import components\n"
+            "c = components('filter')\nprint(c['one_euro'].distribution, c['squatter_own'].distribution)\n"
+            "Tracker().close(); Tracker().close()\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["handsdk", "squatter"]
+    assert out.stderr.count("filter 'one_euro' from squatter ignored: already registered by") == 1
+
+
+def test_a_misspelled_hook_and_an_event_only_plugin_are_shown(register_plugin, capsys):
+    """pluggy leaves a hook with a typo uncalled and silent; handsdk names it, and ``handsdk
+    plugins`` lists a plugin that registers no component (it only listens or adds commands)."""
+    from handsdk import hookimpl
+    from handsdk.cli import main
+
+    class Typo:
+        @hookimpl
+        def handsdk_register_consumer(self, register):  # singular: not a handsdk hook
+            register("never", object)
+
+    class Listener:
+        @hookimpl
+        def handsdk_on_result(self, result):
+            pass
+
+    register_plugin(Typo(), "test-typo")
+    register_plugin(Listener(), "test-listener")
+    assert ("test-typo", "handsdk_register_consumer") in plugins.unknown_hooks()
+    assert "handsdk_register_consumers" in plugins.hook_names()
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "UNKNOWN HOOK  test-typo: handsdk_register_consumer is not a handsdk hook" in out
+    row = next(line.split() for line in out.splitlines() if line.endswith("test-listener"))
+    assert row[:2] == ["hooks", "handsdk_on_result"]

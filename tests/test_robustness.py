@@ -101,11 +101,13 @@ class Collect:
     kind = "sink"
 
     def __init__(self, delay: float = 0.0):
-        self.results, self.delay = [], delay
+        self.results, self.tags, self.timings, self.delay = [], [], [], delay
 
     def __call__(self, result, frame):
         time.sleep(self.delay)
         self.results.append(result.frame_index)
+        self.tags.append(int(frame[0, 0, 0]))
+        self.timings.append(sorted(result.timings))
 
 
 class Explode:
@@ -168,6 +170,27 @@ def test_slow_consumer_in_live_mode_drops_oldest_and_counts(test_consumers, clip
     assert t.dropped_frames > 0
     assert len(sink.results) + t.dropped_frames == len(results)
     assert sink.results == sorted(sink.results)
+
+
+def test_live_sinks_see_each_frame_even_when_the_source_reuses_its_buffer(test_consumers, clip):
+    """A camera may decode every frame into the same array: live mode's sinks, which run later on
+    their own thread, must still get each frame's pixels, and the timings a synchronous sink sees."""
+    def camera():
+        buf = np.empty_like(clip[0])
+        for i, frame in enumerate(clip[:6]):
+            buf[:] = frame
+            buf[0, 0] = i  # a tag in the corner pixel
+            yield buf
+
+    with Tracker({"consumers": [{"name": "collect", "delay": 0.02}]}) as t:
+        list(t.run(camera(), live=True))
+        sink = t.consumers[0].consumer
+        assert sink.results == list(range(6)) and sink.tags == list(range(6))  # 6 frames < the queue's 8
+        live_timings = sink.timings[-1]
+        t.process(clip[0])  # after the live run the sinks run inline again
+        assert len(sink.results) == 7
+        assert sink.timings[-1] == live_timings  # the same stages in both modes
+        assert t.dropped_frames == 0
 
 
 def test_source_failing_mid_stream_ends_the_run_cleanly(tracker, clip):
@@ -399,3 +422,50 @@ def test_show_without_a_gui_says_how_to_get_one(capsys):
     assert demo.main(["--show", "--max-frames", "2", "--out", ""]) == 2
     err = capsys.readouterr().err
     assert "GUI support" in err and "Traceback" not in err
+
+
+class BrokenFilter:
+    """A filter plugin gone wrong in one of three ways."""
+
+    def __init__(self, mode: str = "raise"):
+        self.mode = mode
+
+    def __call__(self, value, timestamp_s):
+        if self.mode == "raise":
+            raise RuntimeError("filter bug")
+        if self.mode == "shape":
+            return value[:5]
+        return value * np.nan
+
+    def reset(self):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["raise", "shape", "nan"])
+def test_a_broken_filter_plugin_leaves_the_hands_unfiltered_not_lost(register_filter, clip, caplog, mode):
+    import logging
+
+    with (caplog.at_level(logging.ERROR, logger="handsdk.tracker"),
+          Tracker({"filter": {"name": "broken", "mode": mode}}) as t, Tracker({"filter": {"name": "none"}}) as raw):
+        for frame in clip[:4]:
+            got, want = t.process(frame), raw.process(frame)
+            assert len(got.hands) == len(want.hands) == 1
+            assert np.allclose(got.hands[0].landmarks, want.hands[0].landmarks)
+        assert t.stats["filter_errors"] == 4
+    assert "filter 'broken' failed" in caplog.text
+
+
+@pytest.fixture
+def register_filter():
+    from handsdk import hookimpl
+
+    class P:
+        @hookimpl
+        def handsdk_register_filters(self, register):
+            register("broken", BrokenFilter)
+
+    pm.register(P(), name="broken-filter-test-plugin")
+    try:
+        yield
+    finally:
+        pm.unregister(name="broken-filter-test-plugin")

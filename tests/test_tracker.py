@@ -35,6 +35,9 @@ def test_detect_contract(tracker):
     assert hands, "no hand found in a clear synthetic render"
     hand, err = _match(hands, truth[0])
     assert hand.landmarks.shape == (21, 3) and hand.landmarks.dtype == np.float32
+    assert hand.landmarks[0, 2] == 0 and np.ptp(hand.landmarks[:, 2]) > 1  # depth relative to the wrist
+    assert all(h.landmarks[0, 2] == 0 for h in tracker.process(image).hands)
+    tracker.reset()
     assert hand.confidence.shape == (21,)
     assert 0.5 <= hand.score <= 1.0
     assert hand.handedness.label in ("left", "right")
