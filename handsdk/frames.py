@@ -2,7 +2,9 @@
 
 Conversions with one obvious meaning happen silently (grey, BGRA, float in [0, 1] or [0, 255],
 uint16, non-contiguous views); everything else is refused with a :class:`FrameError` that says
-what was passed and what is accepted.
+what was passed and what is accepted. Two guesses are made per frame, so convert first where they
+would be wrong: a float frame whose maximum is ≤ 1 is read as [0, 1] (a very dark [0, 255] frame
+would be brightened), and uint16 is read as full 16-bit (shift 10- or 12-bit sensor data up first).
 """
 
 from __future__ import annotations
