@@ -52,6 +52,10 @@ class RotatedRect:
     def to_dict(self) -> dict[str, Any]:
         return {"center": list(self.center), "size": list(self.size), "angle": self.angle}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RotatedRect:
+        return cls(tuple(map(float, d["center"])), tuple(map(float, d["size"])), float(d["angle"]))
+
 
 @dataclass
 class Label:
@@ -62,6 +66,10 @@ class Label:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "score": round(float(self.score), 4)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Label:
+        return cls(d["name"], float(d["score"]))
 
 
 def hand_size(landmarks: np.ndarray) -> float:
@@ -82,6 +90,10 @@ class Handedness:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "score": round(float(self.score), 4)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Handedness:
+        return cls(d["label"], float(d["score"]))
 
 
 @dataclass
@@ -127,6 +139,15 @@ class Hand:
             "labels": {k: v.to_dict() for k, v in self.labels.items()},
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hand:
+        """The inverse of :meth:`to_dict` (values as rounded there)."""
+        return cls(landmarks=np.asarray(d["landmarks"], np.float32).reshape(21, 3),
+                   confidence=np.asarray(d["confidence"], np.float32).reshape(21),
+                   score=float(d["score"]), handedness=Handedness.from_dict(d["handedness"]),
+                   box=RotatedRect.from_dict(d["box"]), track_id=int(d["track_id"]),
+                   labels={k: Label.from_dict(v) for k, v in d.get("labels", {}).items()})
+
 
 @dataclass
 class FrameResult:
@@ -148,3 +169,11 @@ class FrameResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "hands": [h.to_dict() for h in self.hands],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameResult:
+        """The inverse of :meth:`to_dict`: read back a line of the ``jsonl`` writer with
+        ``FrameResult.from_dict(json.loads(line))``."""
+        return cls(frame_index=int(d["frame"]), timestamp_ms=float(d["timestamp_ms"]),
+                   hands=[Hand.from_dict(h) for h in d["hands"]], image_size=tuple(d["image_size"]),
+                   timings=dict(d.get("timings", {})), detector_ran=bool(d.get("detector_ran", False)))

@@ -300,3 +300,20 @@ def test_mirror_tracked_lowers_the_error_on_the_real_asl_clip(data_root):
         assert scores["detection_rate"] == 1.0
         err[on] = scores["epe_rel"]
     assert err[True] < err[False] - 0.003, err
+
+
+def test_a_result_reads_back_from_its_json_line(tracker):
+    """``FrameResult.from_dict`` inverts ``to_dict`` (what the jsonl writer writes), labels included."""
+    import json
+
+    from handsdk.types import FrameResult, Label
+
+    tracker.reset()
+    result = tracker.process(next(iter(synthetic_clip(1, seed=3))).image, 40.0)
+    result.hands[0].labels["gesture"] = Label("Open_Palm", 0.9)
+    line = json.dumps(result.to_dict())
+    back = FrameResult.from_dict(json.loads(line))
+    assert back.to_dict() == json.loads(line)
+    assert back.hands[0].landmarks.shape == (21, 3) and back.hands[0].landmarks.dtype == np.float32
+    assert back.hands[0].labels["gesture"].name == "Open_Palm" and back.frame_index == result.frame_index
+    assert np.allclose(back.hands[0].landmarks, result.hands[0].landmarks, atol=0.006)
