@@ -100,7 +100,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugins import KINDS, _plugin_dist, components, load_failures, pm, unknown_hooks
+    from .plugins import KINDS, components, load_failures, plugin_distribution, pm, unknown_hooks
 
     rows = [(c.kind, c.name, c.distribution, c.version, c.plugin)
             for kind in KINDS for c in components(kind).values()]
@@ -108,7 +108,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for name, plugin in pm.list_name_plugin():  # plugins that only listen to events or add commands
         if name not in listed and plugin is not None:
             hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-            rows.append(("hooks", ",".join(hooks) or "(none)", *_plugin_dist(name), name))
+            rows.append(("hooks", ",".join(hooks) or "(none)", *plugin_distribution(name), name))
     widths = [max(len(str(r[i])) for r in rows + [("kind", "name", "distribution", "version", "plugin")])
               for i in range(5)]
     for r in [("kind", "name", "distribution", "version", "plugin")] + rows:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import worth_logging
 from .types import FrameResult, Hand
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class ConsumerSlot:
             self.consumer(result, frame)
         except Exception as exc:
             self.errors += 1
-            if self.errors <= 3 or self.errors % 100 == 0:
+            if worth_logging(self.errors):
                 log.exception("consumer %r raised on frame %d (%d errors so far): %s; tracking goes on",
                               self.name, result.frame_index, self.errors, exc)
 

@@ -29,3 +29,9 @@ class FrameError(HandSDKError, ValueError):
 
 class SourceError(HandSDKError):
     """A capture source cannot be opened or failed mid-stream."""
+
+
+def worth_logging(count: int) -> bool:
+    """Whether the ``count``-th repeat of one failure (a consumer, hook or filter failing on every
+    frame) goes to the log: the first three and every 100th, so a per-frame bug cannot flood it."""
+    return count <= 3 or count % 100 == 0

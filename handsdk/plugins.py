@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginNotFoundError
+from .errors import PluginNotFoundError, worth_logging
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ class Component:
     version: str
 
 
-def _plugin_dist(plugin_name: str) -> tuple[str, str]:
+def plugin_distribution(plugin_name: str) -> tuple[str, str]:
+    """(distribution, version) a plugin was installed from, or ``("(registered in code)", "")``."""
     return _distributions.get(plugin_name, ("(registered in code)", ""))
 
 
@@ -133,7 +134,7 @@ def components(kind: str) -> dict[str, Component]:
     hook = getattr(pm.hook, _HOOKS[kind])
     for impl in hook.get_hookimpls():  # registration order: the first name registered wins
         plugin_name = pm.get_name(impl.plugin) or "?"
-        dist, version = _plugin_dist(plugin_name)
+        dist, version = plugin_distribution(plugin_name)
 
         def register(name: str, factory: Callable[..., Any], _p=plugin_name, _d=dist, _v=version):
             if name in found:
@@ -192,7 +193,7 @@ def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
             name = pm.get_name(impl.plugin)
             hook_errors[name, hook_name] += 1
             n = hook_errors[name, hook_name]
-            if n <= 3 or n % 100 == 0:
+            if worth_logging(n):
                 log.exception("handsdk plugin %r raised in %s (%d errors so far): %s", name, hook_name, n, exc)
 
 

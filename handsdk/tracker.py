@@ -24,7 +24,7 @@ import numpy as np
 from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
-from .errors import ConfigError, HandSDKError, ModelError, SourceError
+from .errors import ConfigError, HandSDKError, ModelError, SourceError, worth_logging
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
@@ -432,7 +432,7 @@ class Tracker:
         except Exception as exc:
             self.stats["filter_errors"] += 1
             n = self.stats["filter_errors"]
-            if n <= 3 or n % 100 == 0:
+            if worth_logging(n):
                 log.error("filter %r failed on frame %d (%d errors so far): %s; the hand keeps its "
                           "unfiltered landmarks", self.config.filter.name, self._frame_index, n, exc)
             with contextlib.suppress(Exception):
