@@ -6,11 +6,12 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import HandSDKError
+from .errors import ConfigError, HandSDKError
 
 
 def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
@@ -142,16 +143,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.video:
             results = ev.evaluate_video(Path(args.video), Path(args.reference), tracker, teacher)
         else:
-            samples = ev.load_references(Path(args.images))
+            samples = loaded = ev.load_references(Path(args.images))
             if args.split:
                 samples = [s for s in samples if s.meta.get("split") in (None, args.split)]
             if args.datasets:
                 samples = [s for s in samples if s.meta.get("dataset") in args.datasets]
             if args.limit:
                 samples = samples[: args.limit]
+            if not samples:
+                splits = sorted({str(s.meta.get("split")) for s in loaded})
+                sets = sorted({str(s.meta.get("dataset")) for s in loaded})
+                raise ConfigError(f"nothing to score: none of the {len(loaded)} references in {args.images} is "
+                                  f"left after --split / --datasets (splits there: {', '.join(splits)}; "
+                                  f"datasets: {', '.join(sets)})")
             results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
     print(ev.format_table(results))
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     return 0
 
@@ -176,6 +184,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
     return value
+
+
+def run_script(main: Callable[[], int]) -> int:
+    """Run a ``python -m`` tool's ``main``: a refusal (a :class:`HandSDKError`) or a missing file
+    is one line on stderr and exit status 2, not a traceback."""
+    try:
+        return main()
+    except (HandSDKError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", help="per-frame reference landmarks for --video (JSON list)")
     p.add_argument("--split", help="only records of this split (e.g. valid)")
     p.add_argument("--datasets", nargs="*", help="only records of these datasets")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_positive_int, help="score only the first N references")
     p.add_argument("--perturb", choices=("small", "tight", "rot90", "dark", "blur"),
                    help="score the photos made harder (hand small in a large frame, cropped tight, "
                         "turned 90°, low light, motion blur), the reference moved along")
@@ -240,8 +258,4 @@ def main(argv: list[str] | None = None) -> int:
         args.rest = unknown + args.rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except HandSDKError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_script(lambda: args.func(args))

@@ -7,6 +7,7 @@ photo it was made from, so that validation splits never share a photo with train
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +22,15 @@ EVAL_ONLY = ("rock_paper_scissors",)
 
 
 def data_root() -> Path | None:
-    """``$HANDSDK_DATA`` if set, else ``../shared/data`` beside the project, else None."""
+    """``$HANDSDK_DATA`` if set, else ``../shared/data`` beside the project, else None. A
+    ``$HANDSDK_DATA`` that is not a folder gives None (with a warning), not some other data."""
     env = os.environ.get("HANDSDK_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    if env:
+        if Path(env).is_dir():
+            return Path(env)
+        logging.getLogger(__name__).warning("HANDSDK_DATA=%r is not a folder: no data", env)
+        return None
+    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data"]
     candidates.append(Path.cwd().parent / "shared" / "data")
     for c in candidates:
         if c.is_dir():

@@ -29,6 +29,7 @@ score uses the labelled keypoints only (hand size from their box too). A hand wi
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from .types import RotatedRect, hand_size
 THRESHOLDS = np.linspace(0, 0.2, 41)
 #: Fewest labelled keypoints for a reference hand to be scored (its size needs a few).
 MIN_LABELLED = 6
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,7 +82,8 @@ def _null_to_nan(value: Any) -> Any:
         return value
     if len(value) <= 3 and all(v is None or isinstance(v, int | float) for v in value):  # one point
         return [np.nan if v is None else v for v in value]
-    return [[np.nan, np.nan] if p is None else _null_to_nan(p) for p in value]
+    width = max((len(p) for p in value if isinstance(p, list) and p and not isinstance(p[0], list)), default=2)
+    return [[np.nan] * width if p is None else _null_to_nan(p) for p in value]  # a null point as wide as the rest
 
 
 def labelled(ref: np.ndarray) -> np.ndarray:
@@ -459,17 +462,24 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
         scores["mediapipe"] = Scores("mediapipe")
     tracker.reset()
     prev = None
+    frames = 0
     for i, frame in enumerate(iter_video(video)):
+        frames = i + 1
         if i >= len(refs):
-            break
+            continue  # counted for the warning below
         ref = refs[i]
-        if ref.size == 0:
-            continue
+        # every frame is tracked (tracking carries over frames without a reference); those are not scored
         res = tracker.process(frame, timestamp_ms=i * dt_ms)
-        _add_hands(scores["handsdk"], res.hands, ref)
         if teacher is not None:
             prev = teacher.track(frame, max_hands=1, previous=prev)
+        if ref.size == 0:
+            continue
+        _add_hands(scores["handsdk"], res.hands, ref)
+        if teacher is not None:
             scores["mediapipe"].add(_best_match([h.landmarks for h in prev], ref), ref)
+    if frames != len(refs):
+        log.warning("%s has %d frames but %s has %d per-frame references: scored the first %d",
+                    video, frames, reference, len(refs), min(frames, len(refs)))
     return {k: v.summary() for k, v in scores.items()}
 
 

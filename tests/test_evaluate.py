@@ -4,6 +4,7 @@ arithmetic, and whole runs on rendered hands whose landmarks are known exactly."
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -150,6 +151,9 @@ def test_references_mark_unlabelled_keypoints(tmp_path):
         assert np.array_equal(sample.landmarks[ev.labelled(sample.landmarks)], np.delete(lm, [4, 8], 0))
     with pytest.raises(ConfigError, match="'visible' must list 21 flags"):
         ev._landmarks(lm.tolist(), "x", visible=[1, 0])
+    xyz = [[*p, 1.0] for p in lm.tolist()]  # 3-D points (the pseudo-labels' form) with nulls
+    xyz[4], xyz[8] = None, [None, None, None]
+    assert list(np.flatnonzero(~ev.labelled(ev._landmarks(xyz, "x")))) == [4, 8]
 
 
 def test_partially_labelled_hands_are_scored_and_empty_ones_skipped(bundled_models, rendered, capsys):
@@ -213,7 +217,7 @@ def test_evaluate_images_on_rendered_hands(bundled_models, rendered, tmp_path, c
         ev.evaluate_images(samples[-1:], Tracker())
 
 
-def test_evaluate_video_on_a_rendered_clip(bundled_models, tmp_path):
+def test_evaluate_video_on_a_rendered_clip(bundled_models, tmp_path, caplog):
     frames = list(synthetic_clip(24, size=(320, 240), seed=5, n_hands=1))
     video = tmp_path / "clip.mp4"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
@@ -225,6 +229,15 @@ def test_evaluate_video_on_a_rendered_clip(bundled_models, tmp_path):
     res = ev.evaluate_video(video, ref, Tracker({"tracker": {"max_hands": 1}}))["handsdk"]
     assert res["n"] == 24 and res["detection_rate"] == 1.0
     assert res["pck20"] > 0.85 and res["epe_rel"] < 0.1
+    # a reference shorter than the video, with frames left unreferenced: every frame is tracked,
+    # only referenced ones are scored, and the length mismatch is said
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps([[] if i % 2 else f.landmarks[0].tolist() for i, f in enumerate(frames[:20])]))
+    tracker = Tracker({"tracker": {"max_hands": 1}})
+    with caplog.at_level(logging.WARNING, logger="handsdk.evaluate"):
+        res = ev.evaluate_video(video, short, tracker)["handsdk"]
+    assert res["n"] == 10 and tracker.stats["frames"] == 20
+    assert "has 24 frames but" in caplog.text and "has 20 per-frame references" in caplog.text
 
 
 @pytest.mark.parametrize(("content", "match"), [
@@ -278,6 +291,9 @@ def test_cli(bundled_models, rendered, tmp_path, capsys):
     assert json.loads(out.read_text())["handsdk_e2e"]["n"] == 3
     assert cli_main(["eval", "--video", "x.mp4"]) == 2 and "--reference" in capsys.readouterr().err
     assert cli_main(["eval"]) == 2
+    # filters that leave nothing are an error naming what the file holds, not a table of zeros
+    assert cli_main(["eval", "--images", str(_jsonl(folder, items[:2])), "--no-mediapipe", "--datasets", "nope"]) == 2
+    assert "nothing to score: none of the 2 references" in capsys.readouterr().err
 
 
 def test_hand_free_region():

@@ -53,6 +53,23 @@ def test_train_resume_and_export(tmp_path):
     shutil.rmtree(tmp_path)
 
 
+def test_export_refuses_before_writing_anything(tmp_path, bundled_models, capsys):
+    """A wrong checkpoint (missing, or the other model) or ``--tflite-only`` without litert-torch
+    leaves the models folder exactly as it was, with a message naming the problem."""
+    out = tmp_path / "models"
+    shutil.copytree(bundled_models, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert export.main(["--landmark", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
+    assert "landmark checkpoint" in capsys.readouterr().err
+    assert export.main(["--landmark", str(out / "detector.pt"), "--detector", str(out / "landmark.pt"),
+                        "--out", str(out)]) == 2
+    assert "is not a landmark checkpoint" in capsys.readouterr().err
+    if not export.tflite_exporter_available():
+        assert export.main(["--tflite-only", "--out", str(out)]) == 2
+        assert "needs litert-torch" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 def test_background_replacement_keeps_the_hand_and_swaps_the_rest():
     import torch
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..models import sha256
+from ..errors import ModelError
+from ..models import bundled_models_dir, sha256
 from .calibration import calibration_batches
 from .nets import DetectorNet, LandmarkNet
 
@@ -25,13 +27,22 @@ OUTPUTS = {
 
 
 def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
+    """The ``kind`` model ("landmark" or "detector") in a training or exported checkpoint; a
+    missing file or one holding the other model is a :class:`ModelError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{kind} checkpoint {str(path)!r} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    arch = state.get("arch", {})
-    if kind == "landmark":
-        model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
-    else:  # fully convolutional: export it at the size it was trained at (192 before sizes were saved)
-        model = DetectorNet(input_size=int(arch.get("input_size", 192)))
-    model.load_state_dict(state["model"])
+    arch = state.get("arch", {}) if isinstance(state, dict) else {}
+    try:
+        if kind == "landmark":
+            model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
+        else:  # fully convolutional: export it at the size it was trained at (192 before sizes were saved)
+            model = DetectorNet(input_size=int(arch.get("input_size", 192)))
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise ModelError(f"{str(path)!r} is not a {kind} checkpoint ({arch.get('class', 'unknown model')}: "
+                         f"{type(exc).__name__}: {str(exc)[:200]})") from exc
     return model.eval(), state.get("metrics", {})
 
 
@@ -72,15 +83,26 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
     pre.unlink()
 
 
-def export_tflite(model: torch.nn.Module, size: int, out: Path) -> bool:
-    """TFLite through ``litert-torch`` (the ``export-tflite`` extra); False when it is missing."""
+def _tflite_converter():
     try:
         import litert_torch
     except ImportError:
         try:
             import ai_edge_torch as litert_torch
         except ImportError:
-            return False
+            return None
+    return litert_torch
+
+
+def tflite_exporter_available() -> bool:
+    return _tflite_converter() is not None
+
+
+def export_tflite(model: torch.nn.Module, size: int, out: Path) -> bool:
+    """TFLite through ``litert-torch`` (the ``export-tflite`` extra); False when it is missing."""
+    litert_torch = _tflite_converter()
+    if litert_torch is None:
+        return False
     edge = litert_torch.convert(model, (torch.rand(1, size, size, 3),))
     edge.export(str(out))
     return True
@@ -138,19 +160,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m handsdk.train.export", description=__doc__)
     ap.add_argument("--landmark", type=Path, help="training checkpoint (default: the exported models/landmark.pt)")
     ap.add_argument("--detector", type=Path, help="training checkpoint (default: models/detector.pt)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models")
+    ap.add_argument("--out", type=Path, default=None, help="models folder (default: the bundled one)")
     ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
     ap.add_argument("--version", help="model version in the manifest (default: the one already in --out's "
                                       "manifest, so a --tflite-only re-export keeps it; else 0.1.0)")
     ap.add_argument("--tflite-only", action="store_true",
                     help="only (re)export TFLite from the torch files in --out (needs litert-torch)")
     args = ap.parse_args(argv)
-    out = args.out
+    out = args.out or bundled_models_dir()
+    if args.tflite_only and not tflite_exporter_available():
+        print("error: --tflite-only needs litert-torch (pip install 'handsdk[export-tflite]'); nothing "
+              "was changed", file=sys.stderr)
+        return 2
+    # both checkpoints load before anything is written: a wrong path leaves the folder as it was
+    try:
+        models = {kind: load_checkpoint(getattr(args, kind) or out / f"{kind}.pt", kind)
+                  for kind in ("landmark", "detector")}
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     entries = {}
-    for kind in ("landmark", "detector"):
-        ckpt = getattr(args, kind) or out / f"{kind}.pt"
-        model, metrics = load_checkpoint(ckpt, kind)
+    for kind, (model, metrics) in models.items():
         size = model.input_size
         if not args.tflite_only:
             export_onnx(model, size, out / f"{kind}.onnx", OUTPUTS[kind])
@@ -170,4 +201,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

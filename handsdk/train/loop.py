@@ -88,8 +88,12 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["opt"])
             self.step, self.elapsed, self.best = state["step"], state["elapsed"], state["best"]
+            if budget_s <= self.elapsed:
+                print(f"warning: --minutes {budget_s / 60:g} is the run's total budget and {self.elapsed / 60:.1f} "
+                      "min are already trained: pass a larger --minutes to train longer")
             self.budget_s = max(budget_s, self.elapsed + 1)
-            print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained")
+            print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained, "
+                  f"{max(0.0, self.budget_s - self.elapsed) / 60:.1f} min to go")
         self._t0 = time.time() - self.elapsed
         self._last_val = self.elapsed
 
@@ -159,13 +163,16 @@ class Trainer:
 def add_common_arguments(ap, *, minutes: float, input_size: int, batch_help: str, seed: int) -> None:
     """The options both trainers take."""
     ap.add_argument("--pack", type=Path, help="training pack from handsdk.train.pack")
-    ap.add_argument("--minutes", type=float, default=minutes, help="time budget")
+    ap.add_argument("--minutes", type=float, default=minutes,
+                    help="the run's total time budget, which the cosine schedule spans; with --resume the "
+                         "run continues up to this total (raise it to train longer)")
     ap.add_argument("--input-size", type=int, default=input_size)
     ap.add_argument("--batch", type=int, default=0, help=batch_help)
     ap.add_argument("--lr", type=float, default=0.0, help="0: 3e-3 on a GPU, 1.5e-3 on a CPU")
     ap.add_argument("--synthetic", type=int, default=1500, help="synthetic renders in the pool")
     ap.add_argument("--val-every", type=float, default=60.0, help="seconds between validations")
-    ap.add_argument("--resume", action="store_true", help="continue from WORKDIR/last.pt")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from WORKDIR/last.pt until --minutes in all")
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     ap.add_argument("--seed", type=int, default=seed)
 
@@ -191,7 +198,10 @@ def parse_with_config(ap, argv: list[str] | None):
     ap.add_argument("--config", type=Path, help="TOML file of option defaults, e.g. minutes = 60")
     first, _ = ap.parse_known_args(argv)
     if first.config is not None:
-        data = tomllib.loads(first.config.read_text(encoding="utf-8"))
+        try:
+            data = tomllib.loads(first.config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"error: --config {first.config}: {exc}") from None
         known = {a.dest for a in ap._actions}
         unknown = sorted(set(data) - known)
         if unknown:

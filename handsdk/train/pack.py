@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..data import TRAINABLE
+from ..errors import ConfigError
 
 
 def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
@@ -46,6 +47,13 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
             free.append(np.array([np.ceil(x0), np.ceil(y0), np.floor(x1), np.floor(y1)], np.float32))
         else:
             free.append(np.full(4, -1, np.float32))
+    if not blobs:
+        raise ConfigError(f"{labels}: no readable photo of the trainable datasets ({', '.join(datasets)}) "
+                          "to pack")
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {str(out)!r}: a pack is an .npz file")
+    out.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.cumsum([0] + [len(b) for b in blobs])
     np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
              landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
@@ -76,4 +84,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..data import EVAL_ONLY, TRAINABLE, iter_photos, teacher_root, yolo_box
+from ..errors import ConfigError
 from ..geometry import hand_free_region
 from ..types import RotatedRect
 from .teacher import MediaPipeTeacher
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         n, free = add_hand_free(teacher, args.out)
         print(f"{free} of {n} photos have a hand-free strip the teacher confirms -> {args.out}")
         return 0
+    known = set(TRAINABLE + EVAL_ONLY)
+    unknown = sorted(set(args.datasets) - known)
+    if unknown:
+        raise ConfigError(f"--datasets: unknown {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     photos = list(iter_photos(tuple(args.datasets)))
     kept, t0 = 0, time.time()
@@ -123,4 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

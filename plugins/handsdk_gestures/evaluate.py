@@ -254,10 +254,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no labels file ({path or 'none found'}); pass --labels FILE", file=sys.stderr)
         return 2
     rep = evaluate(load_rows(path), GestureRecognizer(min_score=args.min_score), audit=not args.no_audit)
+    if rep.total == 0:
+        print(f"error: nothing scored in {path}: it needs JSON lines with 'dataset', 'label' and "
+              "'landmarks' from the mapped classes (python -m handsdk.train.pseudolabel writes them)",
+              file=sys.stderr)
+        return 2
     print(f"labels: {path}{'' if not args.no_audit else ' (no audit)'}")
     print(format_report(rep))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

@@ -182,4 +182,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

@@ -179,7 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--vocabulary", required=True, help="asl_letters, digits, or a vocabulary file")
     ap.add_argument("--folder", help="photos FOLDER/<label>/*.jpg (for your own vocabulary; its "
                                      "hash split, as in training)")
-    ap.add_argument("--holdout", type=int, default=15, help="--folder: the percent held out in training")
+    ap.add_argument("--holdout", type=int, default=None,
+                    help="--folder: the percent held out in training (default: what the vocabulary file "
+                         "records, else 15)")
     ap.add_argument("--all", action="store_true", help="score every photo, not only the held-out ones")
     ap.add_argument("--limit", type=int, help="score a fixed subsample of at most N photos")
     ap.add_argument("--min-detection-confidence", type=float,
@@ -196,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = SignModel.load(path)
     name = model.name or path.stem
     if a.folder:
-        photos = folder_photos(a.folder, a.holdout)
+        holdout = a.holdout if a.holdout is not None else model.training.get("holdout_percent", 15)
+        if holdout == 0 and not a.all:
+            print("error: this vocabulary was trained on every photo (--holdout 0): no held-out photo "
+                  "to score; pass --all to score the training photos", file=sys.stderr)
+            return 2
+        photos = folder_photos(a.folder, holdout)
     else:
         builtin = a.vocabulary if a.vocabulary in DATASETS else (name if name in DATASETS else None)
         if builtin is None:
@@ -248,4 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))

@@ -198,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(labels) < 2:
         ap.error(f"need at least two labels, found {labels}")
     found = sum(1 for s in train if s.handedness)
+    handless = [lab for lab in labels if not any(s.handedness for s in train if s.label == lab)]
+    if handless:  # such a class would be a label the classifier can never have learnt
+        ap.error(f"no hand was found in any training photo of {', '.join(handless)}: remove those "
+                 "folders or add photos where the hand shows")
     print(f"{len(photos)} photos, {len(labels)} signs; training on {found}/{len(train)} train images "
           f"with a hand (mirrored copies included)", file=sys.stderr)
     model = train_model(train, labels, orientation=orientation, name=name, hidden=a.hidden,
@@ -207,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "hidden": a.hidden * a.seeds, "epochs": a.epochs, "seeds": a.seeds,
                       "mirrored_copies": not a.no_flip, "augmented_copies": a.augment,
                       "degraded_copies": a.degrade,
+                      **({"holdout_percent": a.holdout} if a.folder else {}),
                       "seconds": round(time.time() - t0, 1)}
     model.metrics = held_out_metrics(model, samples)
     model.save(out)
@@ -219,4 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from handsdk.cli import run_script
+
+    raise SystemExit(run_script(main))
