@@ -149,7 +149,10 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
         raise ConfigError(f"{ref}: not valid JSON ({exc}); expected a .jsonl of {{path, landmarks}}, "
                           "a COCO keypoints JSON, or a folder") from None
     if isinstance(data, dict) and "annotations" in data and "images" in data:  # COCO keypoints
-        files = {im["id"]: im["file_name"] for im in data["images"]}
+        try:
+            files = {im["id"]: im["file_name"] for im in data["images"]}
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{ref}: every COCO image needs an 'id' and a 'file_name' (missing {exc})") from None
         out = []
         for ann in data["annotations"]:
             kp = np.asarray(ann.get("keypoints", []), np.float32)
