@@ -30,12 +30,13 @@ def data_root() -> Path | None:
             return Path(env)
         logging.getLogger(__name__).warning("HANDSDK_DATA=%r is not a folder: no data", env)
         return None
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data"]
-    candidates.append(Path.cwd().parent / "shared" / "data")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
+    return _beside_project("data")
+
+
+def _beside_project(name: str) -> Path | None:
+    """``../shared/<name>`` beside the project checkout, else beside the working directory."""
+    candidates = [Path(__file__).resolve().parents[2] / "shared" / name, Path.cwd().parent / "shared" / name]
+    return next((c for c in candidates if c.is_dir()), None)
 
 
 def teacher_root() -> Path | None:
@@ -45,10 +46,9 @@ def teacher_root() -> Path | None:
     if env:
         return Path(env) if Path(env).is_dir() else None
     root = data_root()
-    candidates = [root.parent / "teacher"] if root is not None else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "teacher")
-    candidates.append(Path.cwd().parent / "shared" / "teacher")
-    return next((c for c in candidates if c.is_dir()), None)
+    if root is not None and (root.parent / "teacher").is_dir():
+        return root.parent / "teacher"
+    return _beside_project("teacher")
 
 
 @dataclass(frozen=True)
