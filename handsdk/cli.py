@@ -6,12 +6,12 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError, HandSDKError
+from .errors import ConfigError
+from .script import run_script
 
 
 def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
@@ -184,16 +184,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
     return value
-
-
-def run_script(main: Callable[[], int]) -> int:
-    """Run a ``python -m`` tool's ``main``: a refusal (a :class:`HandSDKError`) or a missing file
-    is one line on stderr and exit status 2, not a traceback."""
-    try:
-        return main()
-    except (HandSDKError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

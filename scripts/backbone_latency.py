@@ -2,7 +2,7 @@
 
     python scripts/backbone_latency.py            # ONNX Runtime, 2 threads, batch 1
 
-Exports the backbone of ``handsdk/train/nets.py`` (random weights: speed does not depend on
+Exports the backbone of ``handsdk/nets.py`` (random weights: speed does not depend on
 them) at several input sizes and times it beside the shipped ``models/landmark.onnx``. The
 numbers go into docs/benchmarks.md and docs/models.md (the ≤ 0.6 ms per crop target).
 """
@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 
 from handsdk.models import bundled_models_dir
-from handsdk.train.nets import MobileNetV3Small
+from handsdk.nets import MobileNetV3Small
 
 
 def median_ms(path: Path, shape: tuple[int, ...], threads: int = 2, n: int = 400) -> float:

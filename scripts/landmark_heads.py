@@ -9,7 +9,7 @@ MobileNetV3-Small backbone and is trained from scratch with the landmark trainer
 augmentation, presence/handedness head, schedule and validation (``handsdk.train.landmark``),
 for the same wall-clock budget:
 
-* ``simcc``: the shipped :class:`~handsdk.train.nets.LandmarkNet` (x and y classified over bins);
+* ``simcc``: the shipped :class:`~handsdk.nets.LandmarkNet` (x and y classified over bins);
 * ``heatmap``: a small FPN to stride 8 and 21 heatmaps read by a soft-argmax (integral
   regression), cross-entropy to Gaussian targets (σ = one cell) + 10 × L1 on the coordinates;
 * ``regress``: 21 × (x, y, z) straight from the pooled features, Wing loss (Feng et al. 2018)
@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from backbone_latency import median_ms  # this folder's sibling script
 from torch import nn
 
+from handsdk.nets import LandmarkNet, MobileNetV3Small, _to_nchw_normalised, conv_bn
 from handsdk.train.augment import Canvas, background_bank
 from handsdk.train.landmark import make_batch, simcc_targets, validate
 from handsdk.train.loop import Trainer, build_pool, setup
-from handsdk.train.nets import LandmarkNet, MobileNetV3Small, _to_nchw_normalised, conv_bn
 
 HEADS = ("simcc", "heatmap", "regress")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from handsdk.models import bundled_models_dir
+from handsdk.nets import LandmarkNet
 from handsdk.train import export
-from handsdk.train.nets import LandmarkNet
 
 
 def make_decode(mode: str):

@@ -584,6 +584,40 @@ def test_the_core_never_imports_a_plugin():
     assert plugin_packages and not found, found
 
 
+def _imports(path: Path) -> list[str]:
+    import ast
+
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the file's package
+                package = list(path.relative_to(Path(__file__).resolve().parents[1]).parent.parts)
+                package = package[: len(package) - node.level + 1]
+                base = ".".join(package + ([base] if base else []))
+            names += [base] + [f"{base}.{a.name}" for a in node.names]
+    return names
+
+
+def test_layers_point_one_way():
+    """Inference (plugins, the torch backend) never imports training code, and nothing below the
+    CLI imports the CLI: shared pieces (``handsdk.nets``, ``handsdk.script``) live below both."""
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [*(root / "handsdk").rglob("*.py"), *(root / "plugins").rglob("*.py")]:
+        rel = path.relative_to(root)
+        if rel.parts[:2] == ("handsdk", "cli.py") or rel.name == "__main__.py":
+            continue
+        for name in _imports(path):
+            if name == "handsdk.cli" or name.startswith("handsdk.cli."):
+                found.append(f"{rel}: {name}")
+            if rel.parts[0] == "plugins" and name.startswith("handsdk.train"):
+                found.append(f"{rel}: {name}")
+    assert not found, found
+
+
 def test_label_switch_ignores_blips_and_follows_clean_changes():
     from handsdk.consumers import LabelSwitch
 

@@ -240,8 +240,8 @@ def test_detector_hand_free_frames_show_only_the_strip_and_no_hand():
         assert heat[empty].sum() == 0 and mask[empty].sum() == 0
         assert (heat[~empty].flatten(1).max(-1).values == 1).all()
 
+    from handsdk.nets import DetectorNet
     from handsdk.train.detector import validate
-    from handsdk.train.nets import DetectorNet
 
     metrics = validate(DetectorNet(input_size=64).eval(), canvas, lms, torch.tensor([0]), 64, strip)
     assert metrics["false_found"] in (0.0, 1.0)  # the one held-out strip: peaked on or not

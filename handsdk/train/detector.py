@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..nets import DetectorNet
 from .augment import Canvas, background_bank, hand_frame, photometric, rect_matrices, to_crop_coords
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
-from .nets import DetectorNet
 
 STRIDE = 8
 
@@ -280,6 +280,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

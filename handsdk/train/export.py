@@ -16,8 +16,8 @@ import torch
 
 from ..errors import ModelError
 from ..models import bundled_models_dir, sha256
+from ..nets import DetectorNet, LandmarkNet
 from .calibration import calibration_batches
-from .nets import DetectorNet, LandmarkNet
 
 MANIFEST_VERSION = 1
 OUTPUTS = {
@@ -201,6 +201,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

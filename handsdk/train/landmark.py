@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..nets import LandmarkNet
 from .augment import (
     Canvas,
     background_bank,
@@ -29,7 +30,6 @@ from .augment import (
     to_crop_coords,
 )
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
-from .nets import LandmarkNet
 
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
 
@@ -224,6 +224,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

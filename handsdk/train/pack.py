@@ -84,6 +84,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

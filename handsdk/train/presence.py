@@ -34,12 +34,12 @@ import torch.nn.functional as F
 
 from ..config import DETECTOR_ROTATIONS
 from ..geometry import rect_from_landmarks, warp_crop
+from ..nets import LandmarkNet, _to_nchw_normalised
 from ..types import RotatedRect
 from .augment import Canvas, background_bank
 from .export import load_checkpoint
 from .landmark import make_batch
 from .loop import build_pool
-from .nets import LandmarkNet, _to_nchw_normalised
 
 
 @torch.no_grad()
@@ -269,6 +269,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

@@ -182,6 +182,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from handsdk.cli import run_script
+    from handsdk.script import run_script
 
     raise SystemExit(run_script(main))

@@ -52,7 +52,7 @@ class TorchBackend:
         log.info("torch backend on %s", self.device)
 
     def load(self, spec: ModelSpec, variant: str = "fp32") -> TorchRunner:
-        from handsdk.train import nets  # the architectures; torch only
+        from handsdk import nets  # the architectures; torch only
 
         note_fp32_only(self.name, variant)
         path = spec.path("torch")

@@ -2,7 +2,8 @@
 SimCC head (decoded inside the graph), and a CenterNet-style single-shot hand detector.
 
 Both models take NHWC float32 RGB in [0, 1] — what every backend feeds them — and return
-decoded, backend-independent outputs (see ``models/manifest.json``).
+decoded, backend-independent outputs (see ``models/manifest.json``). The torch backend
+(inference) and ``handsdk.train`` (training, export) both build them, so they live below both.
 """
 
 from __future__ import annotations
