@@ -19,6 +19,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: CC BY-SA: evaluation only).
 TRAINABLE = ("sign_digits", "asl_letters", "gesture_counts")
 EVAL_ONLY = ("rock_paper_scissors",)
+#: Public sets fetched from the repositories issue #20 allows (:mod:`handsdk.train.fetched`), kept
+#: outside the project under :func:`fetched_root`.
+FETCHED = ("closeup_hands", "counting_hands", "signer_home", "lab_gestures")
 
 
 def data_root() -> Path | None:
@@ -37,6 +40,15 @@ def _beside_project(name: str) -> Path | None:
     """``../shared/<name>`` beside the project checkout, else beside the working directory."""
     candidates = [Path(__file__).resolve().parents[2] / "shared" / name, Path.cwd().parent / "shared" / name]
     return next((c for c in candidates if c.is_dir()), None)
+
+
+def fetched_root(create: bool = False) -> Path | None:
+    """Where the fetched sets live: ``$HANDSDK_FETCHED`` or ``~/.cache/handsdk/fetched`` (None
+    when it does not exist, unless ``create``)."""
+    root = Path(os.environ.get("HANDSDK_FETCHED") or Path.home() / ".cache/handsdk/fetched")
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    return root if root.is_dir() else None
 
 
 def teacher_root() -> Path | None:
@@ -112,11 +124,9 @@ def _folder_photos(root: Path, dataset: str) -> Iterator[Photo]:
 
 def iter_photos(datasets: tuple[str, ...] = TRAINABLE + EVAL_ONLY) -> Iterator[Photo]:
     """Every photo of the named datasets (nothing if the data folder is absent)."""
-    root = data_root()
-    if root is None:
-        return
     for name in datasets:
-        if not (root / name).is_dir():
+        root = fetched_root() if name in FETCHED else data_root()
+        if root is None or not (root / name).is_dir():
             continue
         if (root / name / "data.yaml").exists():
             yield from _yolo_photos(root, name)

@@ -307,3 +307,87 @@ def test_stretch_keeps_the_labels_on_the_pixels_they_mark():
         on = [peak(b, qx, qy) for qx, qy in px]
         off = [peak(b, qx + 6, qy) for qx, qy in px]
         assert sum(a > c for a, c in zip(on, off, strict=True)) >= 19, (b, on, off)
+
+
+def test_edge_cut_blanks_beyond_an_edge_through_the_hand():
+    import torch
+
+    from handsdk.train.augment import edge_cut
+
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(16, 21, 2, generator=gen) * 0.6 + 0.2
+    x = torch.ones(16, 3, 64, 64)
+    assert torch.equal(edge_cut(x, xy, 0.0, gen), x)
+    out = edge_cut(x, xy, 1.0, gen)
+    for crop, pts in zip(out, xy, strict=True):
+        blank = crop[0] == 0
+        assert 0 < blank.float().mean() < 1  # some of the crop is cut away, not all
+        px = (pts * 64).long().clamp(0, 63)
+        beyond = blank[px[:, 1], px[:, 0]].float().mean()
+        assert 0.05 <= beyond <= 0.45, beyond  # the edge runs through the hand
+
+
+def test_real_background_bank_cuts_the_hand_free_strips():
+    from handsdk.train.augment import real_background_bank
+
+    images = [np.full((100, 200, 3), (10, 20, 200), np.uint8), np.zeros((100, 200, 3), np.uint8)]
+    strips = np.array([[100, 0, 200, 100], [-1, -1, -1, -1]])
+    bank = real_background_bank(images, strips, 32, n=5)
+    assert bank is not None and tuple(bank.shape) == (1, 3, 32, 32)
+    assert float(bank[0, 0].mean()) == pytest.approx(200 / 255, abs=0.01)  # RGB order: red first
+    assert real_background_bank(images, np.full((2, 4), -1), 32) is None
+
+
+def test_fetched_source_keeps_clean_allowed_copies_and_splits_by_group(tmp_path):
+    """A Roboflow-style export with an augmented (grayscale) train copy and a clean valid copy of one
+    photo keeps only the clean copy; an oriented box becomes an axis-aligned YOLO box; files
+    excluded by a source's terms stay out."""
+    import subprocess
+
+    import cv2
+
+    from handsdk.data import iter_photos
+    from handsdk.train import fetched
+
+    repo = tmp_path / "repo"
+    colour = np.zeros((60, 80, 3), np.uint8)
+    colour[..., 2] = 200
+    gray = np.full((60, 80, 3), 90, np.uint8)
+    base = repo / "HandDetect/hands.v2i.yolov8-obb"
+    for split, name, img in (("train", "7IMG__jpg.rf.aa", gray), ("valid", "7IMG__jpg.rf.bb", colour),
+                             ("train", "8IMG__jpg.rf.cc", colour)):
+        (base / split / "images").mkdir(parents=True, exist_ok=True)
+        (base / split / "labels").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(base / split / "images" / f"{name}.jpg"), img)
+        (base / split / "labels" / f"{name}.txt").write_text("0 0.7 0.1 0.3 0.1 0.3 0.9 0.7 0.9\n")
+    (base / "runs/detect").mkdir(parents=True)
+    cv2.imwrite(str(base / "runs/detect/plot.jpg"), colour)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   check=True)
+    counts = fetched.materialize("closeup_hands", repo, tmp_path / "fetched")
+    assert counts["train"] + counts["valid"] == 2 and counts["groups"] == 2  # 7IMG once, 8IMG, no plot
+    out = tmp_path / "fetched/closeup_hands"
+    kept = sorted(out.glob("*/images/*.jpg"))
+    assert all(cv2.imread(str(p))[..., 2].mean() > 150 for p in kept)  # the clean colour copies
+    box = [float(v) for v in next(out.glob("*/labels/7IMG*.txt")).read_text().split()[1:]]
+    assert box == pytest.approx([0.5, 0.5, 0.4, 0.8])
+    assert "CC BY 4.0" in (out / "SOURCE.txt").read_text()
+    import os
+
+    os.environ["HANDSDK_FETCHED"] = str(tmp_path / "fetched")
+    try:
+        photos = list(iter_photos(("closeup_hands",)))
+    finally:
+        del os.environ["HANDSDK_FETCHED"]
+    assert len(photos) == 2 and {p.group for p in photos} == {"closeup_hands/7IMG", "closeup_hands/8IMG"}
+
+
+def test_counting_hands_leaves_out_the_academic_only_files():
+    from handsdk.train.fetched import SOURCES
+
+    read = SOURCES["counting_hands"].read
+    assert read("images/Hand_0000002.jpg", lambda p: None) is None
+    assert read("images/train/pic00001.jpg", lambda p: None) is None  # a duplicate of the top folder
+    assert read("images/996_pic00006.jpg", lambda p: None) == ("s996", None)

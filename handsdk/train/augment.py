@@ -211,6 +211,52 @@ def background_bank(size: int, n: int = 200, seed: int = 0, device=None) -> torc
         return torch.rand(n, 3, 1, 1, device=device).expand(n, 3, size, size).contiguous()
 
 
+def real_background_bank(images: list[np.ndarray], hand_free: np.ndarray, size: int, n: int = 400,
+                         seed: int = 0, device=None) -> torch.Tensor | None:
+    """Up to ``n`` real backgrounds (N, 3, size, size) in [0, 1]: square cuts of the photos'
+    teacher-verified hand-free strips (cluttered shelves, rooms, desks), so pasted backgrounds
+    look like the scenes where the tracker fails, not only rendered textures. None without strips."""
+    rng = np.random.default_rng(seed)
+    have = [i for i, r in enumerate(hand_free) if r[0] >= 0 and min(r[2] - r[0], r[3] - r[1]) >= 24]
+    if not have:
+        return None
+    out = []
+    for i in rng.choice(have, min(n, len(have)), replace=False):
+        x0, y0, x1, y1 = (int(v) for v in hand_free[i])
+        side = int(min(x1 - x0, y1 - y0) * rng.uniform(0.6, 1.0))
+        ox = int(rng.integers(x0, x1 - side + 1))
+        oy = int(rng.integers(y0, y1 - side + 1))
+        cut = images[i][oy:oy + side, ox:ox + side]
+        out.append(cv2.resize(cut, (size, size), interpolation=cv2.INTER_LINEAR)[:, :, ::-1])
+    bank = torch.from_numpy(np.ascontiguousarray(np.stack(out))).to(device)
+    return bank.permute(0, 3, 1, 2).float() / 255
+
+
+def edge_cut(x: torch.Tensor, xy: torch.Tensor, share: float,
+             gen: torch.Generator | None = None) -> torch.Tensor:
+    """Blank the part of a share of the crops (B, 3, H, W) beyond a random straight edge that cuts
+    through the hand (10-40 % of its keypoints beyond it), as the tracker sees a close-up hand
+    that fills the frame and is cut by its border: the crop is padded with zeros there."""
+    b, _, h, w = x.shape
+    sel = torch.rand(b, device=x.device, generator=gen) < share
+    if not sel.any():
+        return x
+    idx = torch.nonzero(sel)[:, 0]
+    k = len(idx)
+    theta = torch.rand(k, device=x.device, generator=gen) * 2 * math.pi
+    normal = torch.stack([torch.cos(theta), torch.sin(theta)], -1)  # (k, 2)
+    proj = (xy[idx] * normal[:, None]).sum(-1)  # (k, 21)
+    q = 0.6 + 0.3 * torch.rand(k, device=x.device, generator=gen)
+    cut = torch.stack([torch.quantile(proj[i], q[i]) for i in range(k)])
+    ys, xs = torch.meshgrid((torch.arange(h, device=x.device) + 0.5) / h,
+                            (torch.arange(w, device=x.device) + 0.5) / w, indexing="ij")
+    pix = xs[None] * normal[:, 0, None, None] + ys[None] * normal[:, 1, None, None]
+    keep = (pix <= cut[:, None, None]).float()[:, None]
+    x = x.clone()
+    x[idx] = x[idx] * keep
+    return x
+
+
 def hand_masks(xy: np.ndarray, size: int) -> np.ndarray:
     """Soft masks (B, size, size) in [0, 1] covering each hand: the palm polygon, a thick line
     per bone and the start of the forearm, from crop-normalised landmarks (B, 21, 2). An approximation of the hand's

@@ -2,7 +2,8 @@
 
 Crops are cut around the pseudo-labelled hands with the tracker's own crop geometry, jittered
 (rotation, scale, shift), given a random background behind the hand (``--background-share``),
-flipped with handedness swapped, colour/blur/noise/occlusion augmented; 15 % of each batch are
+flipped with handedness swapped, colour/blur/noise/occlusion augmented, cut by a frame edge
+(``--edge-cut-share``), pasted on real hand-free backgrounds (``--real-backgrounds``); 15 % of each batch are
 crops beside the hand and ``--hand-free-share`` are crops of the photos' teacher-verified
 hand-free strips, which train the presence head.
 """
@@ -21,10 +22,12 @@ from ..nets import LandmarkNet
 from .augment import (
     Canvas,
     background_bank,
+    edge_cut,
     hand_frame,
     photometric,
     random_angle_jitter,
     random_stretch,
+    real_background_bank,
     rect_matrices,
     replace_background,
     to_crop_coords,
@@ -38,7 +41,8 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                size: int, train: bool, neg_fraction: float = 0.15, gen=None,
                backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
                hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0,
-               motion_blur: float = 0.0, low_light: float = 0.0, stretch: float = 0.0):
+               motion_blur: float = 0.0, low_light: float = 0.0, stretch: float = 0.0,
+               edge_cut_share: float = 0.0):
     """Cut crops for ``idx`` → (input NHWC, targets dict).
 
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
@@ -85,6 +89,8 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
     if train:
         if backgrounds is not None and background_share > 0:
             x = replace_background(x, xy, backgrounds, background_share, gen)
+        if edge_cut_share > 0:
+            x = edge_cut(x, xy, edge_cut_share, gen)
         x = photometric(x, gen, motion_blur=motion_blur, low_light=low_light)
         flip = torch.rand(b, device=dev, generator=gen) < 0.5
         x[flip] = x[flip].flip(-1)
@@ -174,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of the crops stretched along a random direction by up to ±22 %% (area kept)")
     ap.add_argument("--low-light-share", type=float, default=0.0,
                     help="share of the crops made dark and noisy (same experiment)")
+    ap.add_argument("--edge-cut-share", type=float, default=0.15,
+                    help="share of the crops blanked beyond a random edge through the hand (a close-up "
+                         "hand cut by the frame's border)")
+    ap.add_argument("--real-backgrounds", type=int, default=400,
+                    help="cuts of the photos' hand-free strips added to the pasted-background bank")
     ap.add_argument("--hand-free-share", type=float, default=0.1,
                     help="share of the crops cut from the photos' teacher-verified hand-free strips "
                          "(negatives for the presence head; needs a pack with hand_free)")
@@ -181,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
     backgrounds = background_bank(args.input_size, seed=args.seed, device=dev)
+    real = (real_background_bank(pool.images, pool.hand_free, args.input_size, args.real_backgrounds,
+                                 args.seed, dev) if args.real_backgrounds else None)
+    if real is not None:
+        backgrounds = torch.cat([backgrounds, real])
     lm = torch.from_numpy(pool.landmarks).to(dev)
     right = torch.from_numpy(pool.right).to(dev)
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
@@ -202,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                           backgrounds=backgrounds, background_share=args.background_share,
                           hand_free=hand_free, hand_free_share=args.hand_free_share,
                           motion_blur=args.motion_blur_share, low_light=args.low_light_share,
-                          stretch=args.stretch_share)
+                          stretch=args.stretch_share, edge_cut_share=args.edge_cut_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data import EVAL_ONLY, TRAINABLE, iter_photos, teacher_root, yolo_box
+from ..data import EVAL_ONLY, FETCHED, TRAINABLE, iter_photos, teacher_root, yolo_box
 from ..errors import ConfigError
 from ..geometry import hand_free_region
 from ..types import RotatedRect
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
     ap.add_argument("--teacher", type=Path, default=teacher_root())
     ap.add_argument("--min-presence", type=float, default=0.9)
-    ap.add_argument("--datasets", nargs="*", default=list(TRAINABLE + EVAL_ONLY))
+    ap.add_argument("--datasets", nargs="*", default=list(TRAINABLE + EVAL_ONLY + FETCHED))
     ap.add_argument("--hand-free-only", action="store_true",
                     help="only add the verified hand-free strips to the existing --out file")
     args = ap.parse_args(argv)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         n, free = add_hand_free(teacher, args.out)
         print(f"{free} of {n} photos have a hand-free strip the teacher confirms -> {args.out}")
         return 0
-    known = set(TRAINABLE + EVAL_ONLY)
+    known = set(TRAINABLE + EVAL_ONLY + FETCHED)
     unknown = sorted(set(args.datasets) - known)
     if unknown:
         raise ConfigError(f"--datasets: unknown {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
