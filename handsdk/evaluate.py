@@ -230,6 +230,11 @@ def perturb_sample(name: str, img: np.ndarray, ref: np.ndarray, index: int):
     return _perturbation(name)(img, np.asarray(ref, np.float32), np.random.default_rng(index))
 
 
+#: A photo whose mean landmark error exceeds this share of the hand's size is a gross failure
+#: (``gross``: the share of found hands that are).
+GROSS = 0.2
+
+
 @dataclass
 class Scores:
     """Per-sample errors; ``None`` where the hand was not found."""
@@ -267,8 +272,11 @@ class Scores:
         pck = np.array([(rv < t).mean() for t in THRESHOLDS])
         per_joint = [round(float((r[ok[:, j], j] < 0.1).mean()), 4) if ok[:, j].any() else None
                      for j in range(r.shape[1])]
+        per_photo = np.array([row[np.isfinite(row)].mean() for row in r])
         out.update({"pck10": float((rv < 0.1).mean()), "pck20": float((rv < 0.2).mean()),
                     "epe_px": float(e[ok].mean()), "epe_rel": float(rv.mean()),
+                    "median_rel": float(np.median(per_photo)),
+                    "gross": float((per_photo > GROSS).mean()),
                     "auc": float(np.trapezoid(pck, THRESHOLDS) / THRESHOLDS[-1]),
                     "pck10_joint": per_joint})
         if self.confidences:
@@ -488,7 +496,8 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A markdown table: a row per model, then one per dataset where the results hold a breakdown."""
-    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "conf_auroc", "false_pos"]
+    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "gross", "conf_auroc",
+            "false_pos"]
 
     def row(name: str, r: dict[str, Any]) -> str:
         vals = ["—" if r.get(c) is None else (str(r[c]) if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]

@@ -372,3 +372,19 @@ def test_cli_offers_every_perturbation(capsys):
     with pytest.raises(SystemExit):
         cli_main(["eval", "--help"])
     assert "{" + ",".join(ev.PERTURBATIONS) + "}" in capsys.readouterr().out
+
+
+def test_gross_failures_are_photos_whose_mean_error_passes_a_fifth_of_the_hand():
+    from handsdk.evaluate import Scores
+
+    ref = np.zeros((21, 3))
+    ref[:, 0] = np.linspace(0, 100, 21)  # a hand 100 px across
+    ref[:, 1] = np.linspace(0, 100, 21)
+    scores = Scores("m")
+    for shift in (5.0, 10.0, 30.0, 50.0):  # mean errors of 0.05, 0.1, 0.3, 0.5 hand sizes (size ~100)
+        scores.add(ref + [shift, 0, 0], ref)
+    scores.add(None, ref)  # not found: counts in detection, not in gross
+    s = scores.summary()
+    size = scores.scales[0]
+    assert s["gross"] == pytest.approx(np.mean([d / size > 0.2 for d in (5, 10, 30, 50)]))
+    assert s["gross"] == 0.5 and s["median_rel"] == pytest.approx(20 / size)
