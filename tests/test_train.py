@@ -391,3 +391,24 @@ def test_counting_hands_leaves_out_the_academic_only_files():
     assert read("images/Hand_0000002.jpg", lambda p: None) is None
     assert read("images/train/pic00001.jpg", lambda p: None) is None  # a duplicate of the top folder
     assert read("images/996_pic00006.jpg", lambda p: None) == ("s996", None)
+
+
+def test_pack_leaves_out_evaluation_only_and_held_out_sources(tmp_path):
+    import cv2
+
+    from handsdk.train import pack
+
+    img = np.full((40, 40, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    lm = (np.random.default_rng(0).random((21, 3)) * 30).tolist()
+    lines = [json.dumps({"path": str(tmp_path / "a.png"), "dataset": ds, "split": "train", "group": ds,
+                         "label": "", "landmarks": lm, "right": 1.0, "hand_free": None})
+             for ds in ("sign_digits", "closeup_hands", "lab_gestures", "rock_paper_scissors")]
+    (tmp_path / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    assert pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "p.npz")["photos"] == 2
+    assert set(pack.load_pack(tmp_path / "p.npz")["dataset"]) == {"sign_digits", "closeup_hands"}
+    from handsdk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rock_paper_scissors"):  # CC BY-SA: never in shipped weights
+        pack.main(["--labels", str(tmp_path / "labels.jsonl"), "--out", str(tmp_path / "q.npz"),
+                   "--datasets", "rock_paper_scissors"])

@@ -14,12 +14,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data import TRAINABLE
+from ..data import FETCHED, TRAINABLE
 from ..errors import ConfigError
 
 
+def trainable_sets() -> tuple[str, ...]:
+    """The shared sets whose licence allows shipped weights, and the fetched sets except the one
+    held out whole for the leave-one-source-out check."""
+    from .fetched import HELD_OUT
+
+    return TRAINABLE + tuple(f for f in FETCHED if f not in HELD_OUT)
+
+
 def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
-               datasets: tuple[str, ...] = TRAINABLE) -> dict[str, int]:
+               datasets: tuple[str, ...] | None = None) -> dict[str, int]:
+    datasets = datasets or trainable_sets()
     blobs, lms, rights, splits, groups, names, sets, free = [], [], [], [], [], [], [], []
     for line in labels.read_text().splitlines():
         rec = json.loads(line)
@@ -78,8 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/pack.npz")
     ap.add_argument("--max-side", type=int, default=320)
     ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--datasets", nargs="*", help=f"default: {' '.join(trainable_sets())}")
     args = ap.parse_args(argv)
-    print(build_pack(args.labels, args.out, args.max_side, args.quality))
+    allowed = set(trainable_sets()) | set(FETCHED)
+    if args.datasets and set(args.datasets) - allowed:
+        raise ConfigError(f"--datasets: {', '.join(sorted(set(args.datasets) - allowed))} cannot go into "
+                          f"a pack (evaluation only, or unknown); valid: {', '.join(sorted(allowed))}")
+    print(build_pack(args.labels, args.out, args.max_side, args.quality,
+                     tuple(args.datasets) if args.datasets else None))
     return 0
 
 
