@@ -412,3 +412,31 @@ def test_pack_leaves_out_evaluation_only_and_held_out_sources(tmp_path):
     with pytest.raises(ConfigError, match="rock_paper_scissors"):  # CC BY-SA: never in shipped weights
         pack.main(["--labels", str(tmp_path / "labels.jsonl"), "--out", str(tmp_path / "q.npz"),
                    "--datasets", "rock_paper_scissors"])
+
+
+def test_pack_hand_context_keeps_a_small_hand_sharp(tmp_path):
+    """--hand-context: a small hand in a wide photo is cut out around it before the photo is shrunk
+    to max_side, its landmarks moved along (same pixels under the same points)."""
+    import cv2
+
+    from handsdk.train import pack
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (1000, 1600, 3), np.uint8)
+    lm = np.stack([1200 + rng.random(21) * 40, 300 + rng.random(21) * 40, np.zeros(21)], -1)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    rec = {"path": str(tmp_path / "a.png"), "dataset": "sign_digits", "split": "train", "group": "g",
+           "label": "", "landmarks": lm.tolist(), "right": 1.0, "hand_free": [1250, 0, 1600, 1000]}
+    (tmp_path / "labels.jsonl").write_text(json.dumps(rec) + "\n")
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "p.npz", max_side=320, hand_context=5)
+    p = pack.load_pack(tmp_path / "p.npz")
+    out, got = p["images"][0], p["landmarks"][0]
+    assert max(out.shape[:2]) <= 320 and np.ptp(got[:, 0]) > 30  # the hand kept its size
+    x, y = np.round(got[0, :2]).astype(int)
+    x0, y0 = np.round(lm[0, :2]).astype(int)
+    assert np.abs(out[y, x].astype(int) - img[y0, x0]).mean() < 40  # same place (JPEG-lossy)
+    assert (p["hand_free"][0] >= 0).all() and p["hand_free"][0][2] <= out.shape[1]  # clipped to the cut
+    rec["hand_free"] = [0, 0, 1000, 1000]  # a strip wholly outside the cut is dropped
+    (tmp_path / "labels.jsonl").write_text(json.dumps(rec) + "\n")
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "p.npz", max_side=320, hand_context=5)
+    assert (pack.load_pack(tmp_path / "p.npz")["hand_free"][0] == -1).all()

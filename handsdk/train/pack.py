@@ -26,8 +26,32 @@ def trainable_sets() -> tuple[str, ...]:
     return TRAINABLE + tuple(f for f in FETCHED if f not in HELD_OUT)
 
 
+def _around_hand(img: np.ndarray, lm: np.ndarray, region: list | None, context: float):
+    """The part of ``img`` within ``context`` hand sizes of the hand (a square, clipped to the
+    photo), the landmarks and hand-free strip moved into it: a small hand in a wide room keeps
+    its pixels through ``max_side``, where shrinking the whole photo would leave it a few pixels."""
+    h, w = img.shape[:2]
+    lo, hi = lm[:, :2].min(0), lm[:, :2].max(0)
+    half = max(hi - lo) * context / 2
+    cx, cy = (lo + hi) / 2
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+    if x0 == 0 and y0 == 0 and x1 == w and y1 == h:
+        return img, lm, region
+    lm = lm.copy()
+    lm[:, 0] -= x0
+    lm[:, 1] -= y0
+    if region:
+        rx0, ry0, rx1, ry1 = max(region[0], x0) - x0, max(region[1], y0) - y0, min(region[2], x1) - x0, \
+            min(region[3], y1) - y0
+        region = [rx0, ry0, rx1, ry1] if min(rx1 - rx0, ry1 - ry0) >= 24 else None
+    return np.ascontiguousarray(img[y0:y1, x0:x1]), lm, region
+
+
 def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
-               datasets: tuple[str, ...] | None = None) -> dict[str, int]:
+               datasets: tuple[str, ...] | None = None, hand_context: float = 0.0) -> dict[str, int]:
+    """Pack the labelled photos of ``datasets``; ``hand_context`` > 0 keeps only a square of that
+    many hand sizes around each hand (the landmark trainer's crops need no more)."""
     datasets = datasets or trainable_sets()
     blobs, lms, rights, splits, groups, names, sets, free = [], [], [], [], [], [], [], []
     for line in labels.read_text().splitlines():
@@ -37,12 +61,15 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         img = cv2.imread(rec["path"])
         if img is None:
             continue
+        lm = np.asarray(rec["landmarks"], np.float32)
+        region = rec.get("hand_free")  # teacher-verified hand-free strip (pseudolabel), or none
+        if hand_context:
+            img, lm, region = _around_hand(img, lm, region, hand_context)
         s = min(1.0, max_side / max(img.shape[:2]))
         if s < 1.0:
             img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         blobs.append(buf.tobytes())
-        lm = np.asarray(rec["landmarks"], np.float32)
         lm *= s
         lms.append(lm)
         rights.append(rec["right"])
@@ -50,7 +77,6 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         groups.append(rec["group"])
         names.append(rec["label"])
         sets.append(rec["dataset"])
-        region = rec.get("hand_free")  # teacher-verified hand-free strip (pseudolabel), or none
         if region:  # scaled inwards, so the strip stays clear of the hand
             x0, y0, x1, y1 = np.asarray(region, np.float64) * s
             free.append(np.array([np.ceil(x0), np.ceil(y0), np.floor(x1), np.floor(y1)], np.float32))
@@ -88,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-side", type=int, default=320)
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--datasets", nargs="*", help=f"default: {' '.join(trainable_sets())}")
+    ap.add_argument("--hand-context", type=float, default=0.0,
+                    help="keep a square of this many hand sizes around each hand (0: the whole photo; "
+                         "4 keeps small hands sharp for the landmark trainer)")
     args = ap.parse_args(argv)
     allowed = set(trainable_sets()) | set(FETCHED)
     if args.datasets and set(args.datasets) - allowed:
         raise ConfigError(f"--datasets: {', '.join(sorted(set(args.datasets) - allowed))} cannot go into "
                           f"a pack (evaluation only, or unknown); valid: {', '.join(sorted(allowed))}")
     print(build_pack(args.labels, args.out, args.max_side, args.quality,
-                     tuple(args.datasets) if args.datasets else None))
+                     tuple(args.datasets) if args.datasets else None, args.hand_context))
     return 0
 
 
