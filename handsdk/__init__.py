@@ -13,6 +13,7 @@ from .errors import (
                      HandSDKError,
                      MissingDependencyError,
                      ModelError,
+                     OutputError,
                      PluginNotFoundError,
                      SourceError,
 )
@@ -33,5 +34,5 @@ __version__ = "0.1.0"
 __all__ = [
     "HAND_CONNECTIONS", "LANDMARK_NAMES", "Config", "ConfigError", "FrameError", "FrameResult",
     "Hand", "HandSDKError", "Handedness", "Label", "MissingDependencyError", "ModelError",
-    "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "hookimpl", "load_config",
+    "OutputError", "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "hookimpl", "load_config",
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError
-from .script import run_script
+from .script import ArgumentParser, Interrupted, deferred_signals, run_script
 
 
 def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
@@ -27,6 +30,8 @@ def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
 
 def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl: str | None,
            show: bool, max_frames: int | None = None) -> dict[str, Any]:
+    """Track ``source`` with the CLI's outputs. An interrupt (SIGINT, SIGTERM) ends the run:
+    the tracker closes (writers keep every frame so far) and :class:`Interrupted` says so."""
     from .config import PluginSection, load_config
     from .sources import open_source
     from .tracker import Tracker
@@ -34,47 +39,64 @@ def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl
     cfg = load_config(config)
     opened = hasattr(source, "__iter__") and not isinstance(source, (str, bytes))
     src = source if opened else open_source(source)
-    src_fps = getattr(src, "fps", None) or cfg.tracker.fps
-    if save_video:
-        cfg.consumers.append(PluginSection("video", {"path": save_video, "fps": float(src_fps)}, "--save-video"))
-    if jsonl:
-        cfg.consumers.append(PluginSection("jsonl", {"path": jsonl}, "--jsonl"))
-    if show:
-        cfg.consumers.append(PluginSection("overlay", {"show": True}, "--show"))
-    total = len(src) if hasattr(src, "__len__") else None
-    if max_frames:
-        total = min(total or max_frames, max_frames)
-    frames = hands_found = frames_with_hand = 0
-    pipeline_ms = 0.0
-    ids: set[int] = set()
-    with Tracker(cfg) as tracker:
-        t0 = time.perf_counter()
-        try:
+    try:
+        src_fps = float(getattr(src, "fps", None) or 0.0)
+        if save_video is not None:  # a source that reports no usable rate gets the tracker's
+            fps = src_fps if math.isfinite(src_fps) and src_fps > 0 else cfg.tracker.fps
+            cfg.consumers.append(PluginSection("video", {"path": save_video, "fps": fps}, "--save-video"))
+        if jsonl is not None:
+            cfg.consumers.append(PluginSection("jsonl", {"path": jsonl}, "--jsonl"))
+        if show:
+            cfg.consumers.append(PluginSection("overlay", {"show": True}, "--show"))
+        total = len(src) if hasattr(src, "__len__") else None
+        if max_frames:
+            total = min(total or max_frames, max_frames)
+        frames = hands_found = frames_with_hand = 0
+        pipeline_ms = 0.0
+        ids: set[int] = set()
+        stopped: KeyboardInterrupt | None = None
+        with Tracker(cfg) as tracker:
+            outputs = [o for slot in tracker.consumers for o in slot.outputs]
+            t0 = time.perf_counter()
             stall = 5.0 if isinstance(source, int) else None  # a camera that hangs ends the run
-            for i, result in enumerate(tracker.run(src, max_frames=max_frames, stall_timeout=stall)):
-                frames += 1
-                pipeline_ms += result.timings.get("pipeline", 0.0)
-                hands_found += len(result.hands)
-                frames_with_hand += bool(result.hands)
-                ids.update(h.track_id for h in result.hands)
-                if i % 5 == 0 or (total and i + 1 == total):
-                    _progress(i, total, t0, len(result.hands))
-        finally:
-            close = getattr(src, "close", None)
-            if close:
-                close()
-        elapsed = time.perf_counter() - t0
-        sys.stderr.write("\n")
-        stats = dict(tracker.stats)
+            try:
+                for i, result in enumerate(tracker.run(src, max_frames=max_frames, stall_timeout=stall)):
+                    frames += 1
+                    pipeline_ms += result.timings.get("pipeline", 0.0)
+                    hands_found += len(result.hands)
+                    frames_with_hand += bool(result.hands)
+                    ids.update(h.track_id for h in result.hands)
+                    if i % 5 == 0 or (total and i + 1 == total):
+                        _progress(i, total, t0, len(result.hands))
+            except KeyboardInterrupt as exc:  # the outputs are finished when the tracker closes
+                stopped = exc
+            elapsed = time.perf_counter() - t0
+            sys.stderr.write("\n")
+            stats = dict(tracker.stats)
+            with deferred_signals():  # a signal now would cut a file's rename short
+                tracker.close()
+    finally:
+        close = getattr(src, "close", None)
+        if close:
+            close()
+    if stopped is not None:
+        files = [o.name for o in outputs if not o.is_stdout]
+        kept = (f"; {' and '.join(files)} {'hold' if len(files) > 1 else 'holds'} them" if files
+                else "; standard output has them" if outputs else "")
+        raise Interrupted(getattr(stopped, "signum", signal.SIGINT), f"stopped after {frames} frames{kept}")
     return {"frames": frames, "frames_with_hand": frames_with_hand, "hands": hands_found,
             "tracks": len(ids), "fps": frames / elapsed if elapsed else 0.0,
             "tracking_fps": 1000.0 * frames / pipeline_ms if pipeline_ms else 0.0,
-            "detector_calls": stats["detector_calls"]}
+            "detector_calls": stats["detector_calls"],
+            "stdout_is_data": any(o.carries_stdout() for o in outputs)}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Track the bundled synthetic clip: writes handsdk_demo.mp4 and handsdk_demo.jsonl."""
     out = Path(args.out)
+    if args.out in ("", "-") or args.out.endswith(("/", os.sep)) or out.name in ("", ".", ".."):
+        raise ConfigError(f"--out must be a file stem like 'results/demo' (writes STEM.mp4 and STEM.jsonl), "
+                          f"got {args.out!r}")
     video, jsonl = out.with_suffix(".mp4"), out.with_suffix(".jsonl")
     print(f"tracking the bundled synthetic clip ({args.frames} frames, rendered on the fly)")
     from .sources import open_source
@@ -96,7 +118,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     s = _track(source, args.config, args.save_video, args.jsonl, args.show, args.max_frames)
     print(f"{s['frames']} frames, a hand in {s['frames_with_hand']}, {s['tracks']} track(s), "
           f"tracking {s['tracking_fps']:.1f} FPS (whole loop {s['fps']:.1f}), detector ran on "
-          f"{s['detector_calls']} frames")
+          f"{s['detector_calls']} frames", file=sys.stderr if s["stdout_is_data"] else sys.stdout)
     return 0
 
 
@@ -187,7 +209,7 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
+    ap = ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--version", action="version", version=f"handsdk {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)

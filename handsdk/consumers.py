@@ -3,7 +3,9 @@ of one.
 
 Classifier consumers (``kind = "classifier"``) run first, in config order, and may write
 ``hand.labels``; sink consumers (overlay, writers, apps) run after them and see those labels.
-A consumer that raises is logged with its name and counted; the others still get the result.
+A consumer that raises is logged with its name and counted; the others still get the result —
+except an :class:`~handsdk.errors.OutputError` (a writer could not write its file), which stops
+the run: an output must never lose frames silently.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import worth_logging
+from .errors import OutputError, worth_logging
+from .outputs import outputs_of
 from .types import FrameResult, Hand
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ class StillClassifier(Protocol):
 
 
 class ConsumerSlot:
-    """One configured consumer: its name, call/error counters, and isolation."""
+    """One configured consumer: its name, call/error counters, and isolation (an
+    :class:`OutputError` is passed on, never isolated)."""
 
     def __init__(self, name: str, consumer: Any):
         self.name, self.consumer = name, consumer
@@ -73,6 +77,9 @@ class ConsumerSlot:
         self.calls += 1
         try:
             self.consumer(result, frame)
+        except OutputError:
+            self.errors += 1
+            raise
         except Exception as exc:
             self.errors += 1
             if worth_logging(self.errors):
@@ -89,11 +96,27 @@ class ConsumerSlot:
             self.errors += 1
             log.exception("consumer %r raised while classifying a still image: %s", self.name, exc)
 
+    @property
+    def outputs(self) -> list[Any]:
+        """The :class:`~handsdk.outputs.OutputFile` s the consumer writes (its ``outputs``)."""
+        return outputs_of(self.consumer)
+
+    def open(self) -> None:
+        """Create the consumer's output files (its optional ``open``): called before a run's
+        first frame, so a path that cannot be written fails before tracking starts."""
+        fn = getattr(self.consumer, "open", None)
+        if fn is not None:
+            fn()
+
     def close(self) -> None:
+        """Close the consumer; an :class:`OutputError` (its file could not be finished) is
+        raised, anything else logged."""
         fn = getattr(self.consumer, "close", None)
         if fn is not None:
             try:
                 fn()
+            except OutputError:
+                raise
             except Exception as exc:
                 log.exception("consumer %r raised on close: %s", self.name, exc)
 
@@ -102,13 +125,15 @@ class AsyncSinks:
     """Run sink consumers on a worker thread behind a bounded queue (live mode).
 
     Drop policy: when the queue is full the *oldest* queued frame is dropped, so sinks always
-    see the latest results; ``dropped`` counts what was dropped.
+    see the latest results; ``dropped`` counts what was dropped. An :class:`OutputError` on the
+    worker is raised in the tracker's thread by the next :meth:`put` or by :meth:`close`.
     """
 
     def __init__(self, slots: list[ConsumerSlot], maxsize: int = 8):
         self.slots = slots
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.dropped = 0
+        self.error: OutputError | None = None
         self._thread = threading.Thread(target=self._work, name="handsdk-sinks", daemon=True)
         self._thread.start()
 
@@ -116,6 +141,8 @@ class AsyncSinks:
         """Queue a frame for the sinks. The frame is copied (a camera may reuse its buffer for the
         next frame before the sinks draw this one) and so is the timings dict (the tracker adds to
         it after handing the result over)."""
+        if self.error is not None:
+            raise self.error
         item = (replace(result, timings=dict(result.timings)), None if frame is None else frame.copy())
         while True:
             try:
@@ -135,11 +162,17 @@ class AsyncSinks:
             try:
                 if item is None:
                     return
-                for slot in self.slots:
-                    slot(*item)
+                if self.error is None:
+                    for slot in self.slots:
+                        slot(*item)
+            except OutputError as exc:  # the run stops: put() / close() raise it
+                self.error = exc
             finally:
                 self.queue.task_done()
 
     def close(self) -> None:
         self.queue.put(None)
         self._thread.join(timeout=10)
+        error, self.error = self.error, None
+        if error is not None:
+            raise error

@@ -31,6 +31,12 @@ class SourceError(HandSDKError):
     """A capture source cannot be opened or failed mid-stream."""
 
 
+class OutputError(HandSDKError):
+    """An output (a jsonl, a video, any file a writer makes) cannot be written: a bad path, a
+    path that is an input or another output, a full disk, a closed pipe. Unlike other consumer
+    errors it is not isolated: the tracker stops the run with it, so no output is lost silently."""
+
+
 def worth_logging(count: int) -> bool:
     """Whether the ``count``-th repeat of one failure (a consumer, hook or filter failing on every
     frame) goes to the log: the first three and every 100th, so a per-frame bug cannot flood it."""

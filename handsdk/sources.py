@@ -36,7 +36,7 @@ def source_spec(text: str) -> int | str:
     folder of that name exists (a folder called ``2024`` is still a folder), else the text."""
     from pathlib import Path
 
-    return int(text) if text.isdigit() and not Path(text).exists() else text
+    return int(text) if text.isascii() and text.isdigit() and not Path(text).exists() else text
 
 
 def _describe(spec: Any) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, decode, letterbox
-from .errors import ConfigError, HandSDKError, ModelError, SourceError, worth_logging
+from .errors import ConfigError, HandSDKError, ModelError, OutputError, SourceError, worth_logging
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
@@ -34,6 +34,7 @@ from .geometry import (
     warp_crop,
 )
 from .models import ModelSpec, model_spec
+from .outputs import input_paths, refuse_clashes, tracker_inputs
 from .plugins import call_hook_safely, get_component
 from .sources import open_source, stall_guard
 from .types import FrameResult, Hand, Handedness, RotatedRect, hand_size
@@ -126,6 +127,8 @@ class Tracker:
                 comp = get_component("consumer", section.name, where)
                 obj = build_component(comp.factory, section.options, f"{where} {section.name!r}")
                 self.consumers.append(ConsumerSlot(section.name, obj))
+            # no output may write an input or share a path (nothing is written before run())
+            refuse_clashes(self._outputs(), tracker_inputs(cfg.origin, (self.landmark_spec, self.detector_spec)))
         except Exception:
             for slot in self.consumers:  # release files the earlier consumers opened
                 slot.close()
@@ -161,18 +164,31 @@ class Tracker:
         self.close()
 
     def close(self) -> None:
-        """Flush and close consumers (writers finish their files); safe to call twice."""
+        """Flush and close consumers (writers finish their files); safe to call twice. A writer
+        that could not finish its file raises its :class:`OutputError` after everything closed."""
         if self._closed:
             return
         self._closed = True
+        failed: OutputError | None = None
         if self._async is not None:
-            self._async.close()
+            try:
+                self._async.close()
+            except OutputError as exc:
+                failed = exc
         for slot in self.consumers:
-            slot.close()
+            try:
+                slot.close()
+            except OutputError as exc:
+                failed = failed or exc
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
         call_hook_safely("handsdk_on_tracker_close", tracker=self)
+        if failed is not None:
+            raise failed
+
+    def _outputs(self) -> list[Any]:
+        return [o for slot in self.consumers for o in slot.outputs]
 
     # -- models ------------------------------------------------------------------------------
     # Models take RGB; frames stay BGR and only the small model inputs are converted.
@@ -505,6 +521,7 @@ class Tracker:
         if source is None:
             source, name, where = cfg_src.options.get("spec"), cfg_src.name, f"{self.config.origin} [source]"
             source_options = {**{k: v for k, v in cfg_src.options.items() if k != "spec"}, **source_options}
+        refuse_clashes(self._outputs(), [("the source", p) for p in input_paths(source)])
         if live and self._async is None:
             self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
         self.reset()
@@ -515,6 +532,8 @@ class Tracker:
         frames = stall_guard(src, stall_timeout) if stall_timeout else iter(src)
         i = 0
         try:
+            for slot in self.consumers:  # outputs are created now: a bad one fails before any frame
+                slot.open()
             while max_frames is None or i < max_frames:
                 try:
                     item = next(frames)
@@ -539,9 +558,11 @@ class Tracker:
             if close is not None and src is not source:
                 close()
             if live and self._async is not None:  # the sinks finish what is queued; later calls run them inline
-                self._async.close()
-                self._dropped += self._async.dropped
-                self._async = None
+                sinks, self._async = self._async, None
+                try:
+                    sinks.close()  # raises a writer's OutputError
+                finally:
+                    self._dropped += sinks.dropped
 
     @property
     def dropped_frames(self) -> int:

@@ -276,7 +276,7 @@ def test_plugin_option_of_the_wrong_type_is_a_config_error():
     ("filter", "kalman", {"measurement_noise": math.inf}, "option 'measurement_noise' must be a number"),
     ("backend", "onnxruntime", {"threads": -3}, "option 'threads' must be an integer in [0, 256], got -3"),
     ("backend", "onnxruntime", {"threads": "two"}, "option 'threads' must be an integer"),
-    ("consumer", "video", {"fps": -5}, "option 'fps' must be a number in (0, 1000], got -5"),
+    ("consumer", "video", {"fps": -5}, "option 'fps' must be a positive number (frames per second), got -5"),
     ("consumer", "video", {"annotate": "yes"}, "option 'annotate' must be true or false"),
     ("consumer", "jsonl", {"path": 3}, "option 'path' must be a file path, got 3"),
     ("consumer", "overlay", {"skeleton": "no"}, "option 'skeleton' must be true or false"),

@@ -393,19 +393,6 @@ def test_a_missing_folder_is_a_source_error(tmp_path):
         open_source(str(tmp_path / "nowhere"), "folder")
 
 
-def test_an_unwritable_video_is_reported_once_and_tracking_goes_on(clip, tmp_path, caplog):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    cfg = {"consumers": [{"name": "video", "path": str(blocker / "out.mp4")},
-                         {"name": "jsonl", "path": str(tmp_path / "out.jsonl")}]}
-    with caplog.at_level("ERROR"), Tracker(cfg) as t:
-        results = list(t.run(clip[:4]))
-    assert len(results) == 4 and all(r.hands for r in results)
-    errors = [r for r in caplog.records if "video" in r.getMessage() and "cannot create" in r.getMessage()]
-    assert len(errors) == 1, [r.getMessage() for r in caplog.records]
-    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4  # the other consumer got every frame
-
-
 @pytest.mark.skipif("GUI:                           NONE" not in __import__("cv2").getBuildInformation(),
                     reason="this OpenCV has a GUI: --show would open a window")
 def test_show_without_a_gui_says_how_to_get_one(capsys):
