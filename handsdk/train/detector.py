@@ -8,13 +8,14 @@ two-hand mosaics. Targets are CenterNet heatmaps plus the crop geometry the trac
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from handsdk.script import ArgumentParser
 
 from ..nets import DetectorNet
 from .augment import Canvas, background_bank, hand_frame, photometric, rect_matrices, to_crop_coords
@@ -40,7 +41,7 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
 
 def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0,
                hand_free: torch.Tensor | None = None, free_idx: torch.Tensor | None = None,
-               hand_free_share: float = 0.0):
+               hand_free_share: float = 0.0, min_frac: float = 0.12):
     """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands; NaN: none).
 
     Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
@@ -50,7 +51,8 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (-1: none); with
     ``hand_free_share`` > 0 that share of the frames shows only clutter from the strip of a photo
     drawn from ``free_idx`` — the lamp bases, door handles and sleeves the detector otherwise
-    proposes as hands — with no hand to find."""
+    proposes as hands — with no hand to find. Re-framed hands span ``min_frac``–0.85 of the frame
+    (log-uniform)."""
     dev = canvas.device
     b = idx.shape[0]
 
@@ -59,7 +61,7 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
 
     full = r(b) < full_circle
     angle = torch.where(full, (r(b) - 0.5) * 2 * math.pi, torch.randn(b, device=dev, generator=gen) * 0.35)
-    frac = torch.exp(math.log(0.12) + r(b) * (math.log(0.85) - math.log(0.12)))
+    frac = torch.exp(math.log(min_frac) + r(b) * (math.log(0.85) - math.log(min_frac)))
     margin = frac * size * 0.4
     cxy = margin[:, None] + r(b, 2) * (size - 2 * margin[:, None])
     # a third keep the photo's own framing (letterboxed as at inference), slightly jittered
@@ -227,7 +229,7 @@ def validate(model, canvas, lm, idx, size, hand_free: torch.Tensor | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.detector", description=__doc__)
+    ap = ArgumentParser(prog="python -m handsdk.train.detector", description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/detector")
     add_common_arguments(ap, minutes=20.0, input_size=192, batch_help="0: 128 on a GPU, 32 on a CPU", seed=1)
     ap.add_argument("--full-circle", type=float, default=0.5,
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hand-free-share", type=float, default=0.0,
                     help="share of the frames cut from teacher-verified hand-free strips: clutter, no hand "
                          "(needs a pack with hand_free)")
+    ap.add_argument("--min-hand-frac", type=float, default=0.12,
+                    help="smallest re-framed hand, as a share of the frame side (a person's hand a few "
+                         "metres from the camera is ~0.05)")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=128, cpu_batch=32)
     canvas = Canvas(pool.images, dev)
@@ -258,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn,
-                               hand_free=hand_free, free_idx=free_idx, hand_free_share=args.hand_free_share)
+                               hand_free=hand_free, free_idx=free_idx, hand_free_share=args.hand_free_share,
+                               min_frac=args.min_hand_frac)
         heat_t, geom_t, mask = targets(hands, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)
