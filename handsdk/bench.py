@@ -10,7 +10,6 @@ machine are noise, ratios measured in one run are not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,6 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handsdk.script import ArgumentParser, positive_int
+
+from .errors import ConfigError
 from .types import hand_size
 
 WARMUP = 5
@@ -316,15 +318,19 @@ def plot(res: dict[str, Any], png: Path, title: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    if argv and argv[0] == "--worker":
-        print(json.dumps(worker(json.loads(argv[1]), argv[2], float(argv[3]))))
+    if argv and argv[0] == "--worker":  # internal: one pipeline in a child process
+        try:
+            config, frames_path, fps = json.loads(argv[1]), argv[2], float(argv[3])
+        except (IndexError, ValueError) as exc:
+            raise ConfigError(f"--worker is internal to handsdk bench (CONFIG_JSON FRAMES FPS): {exc}") from None
+        print(json.dumps(worker(config, frames_path, fps)))
         return 0
-    ap = argparse.ArgumentParser(prog="handsdk bench", description=__doc__)
+    ap = ArgumentParser(prog="handsdk bench", description=__doc__)
     ap.add_argument("sources", nargs="*")
     ap.add_argument("--pipelines", nargs="*", default=list(PIPELINES), choices=list(PIPELINES))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--max-frames", type=int, default=400)
-    ap.add_argument("--max-hands", type=int, default=2)
+    ap.add_argument("--rounds", type=positive_int, default=3)
+    ap.add_argument("--max-frames", type=positive_int, default=400)
+    ap.add_argument("--max-hands", type=positive_int, default=2)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = ap.parse_args(argv)
     sources = args.sources

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError
-from .script import ArgumentParser, Interrupted, deferred_signals, run_script
+from .script import ArgumentParser, Interrupted, deferred_signals, positive_int, run_script
 
 
 def _progress(i: int, total: int | None, t0: float, hands: int) -> None:
@@ -70,8 +70,10 @@ def _track(source: Any, config: dict | str | None, save_video: str | None, jsonl
                         _progress(i, total, t0, len(result.hands))
             except KeyboardInterrupt as exc:  # the outputs are finished when the tracker closes
                 stopped = exc
+            finally:
+                if frames:
+                    sys.stderr.write("\n")  # ends the progress line, before any message
             elapsed = time.perf_counter() - t0
-            sys.stderr.write("\n")
             stats = dict(tracker.stats)
             with deferred_signals():  # a signal now would cut a file's rename short
                 tracker.close()
@@ -150,17 +152,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data import teacher_root
     from .tracker import Tracker
 
+    if args.video and not args.reference:
+        raise ConfigError("--video needs --reference (per-frame landmarks JSON)")
+    if not args.video and not args.images:
+        raise ConfigError("give --images REFERENCE or --video VIDEO --reference JSON")
     teacher = None
     if not args.no_mediapipe and teacher_root() is not None:
         from .train.teacher import MediaPipeTeacher
 
         teacher = MediaPipeTeacher(teacher_root(), args.mediapipe_variant)
-    if args.video and not args.reference:
-        print("error: --video needs --reference (per-frame landmarks JSON)", file=sys.stderr)
-        return 2
-    if not args.video and not args.images:
-        print("error: give --images REFERENCE or --video VIDEO --reference JSON", file=sys.stderr)
-        return 2
     with Tracker(args.config) as tracker:
         if args.video:
             results = ev.evaluate_video(Path(args.video), Path(args.reference), tracker, teacher)
@@ -198,16 +198,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return {"landmark": landmark.main, "detector": detector.main}[args.model](args.rest)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="handsdk", description="Hand tracking and gesture recognition.")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -216,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="track the bundled synthetic clip (no webcam, no data needed)")
     p.add_argument("--out", default="handsdk_demo", help="output stem: writes STEM.mp4 and STEM.jsonl")
-    p.add_argument("--frames", type=_positive_int, default=150)
+    p.add_argument("--frames", type=positive_int, default=150)
     p.add_argument("--config")
     p.set_defaults(func=cmd_demo)
 
@@ -226,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show", action="store_true", help="show the overlay in a window")
     p.add_argument("--save-video")
     p.add_argument("--jsonl")
-    p.add_argument("--max-frames", type=_positive_int)
+    p.add_argument("--max-frames", type=positive_int)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("plugins", help="list every plugin with its kind, name, distribution, version")
@@ -238,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", help="per-frame reference landmarks for --video (JSON list)")
     p.add_argument("--split", help="only records of this split (e.g. valid)")
     p.add_argument("--datasets", nargs="*", help="only records of these datasets")
-    p.add_argument("--limit", type=_positive_int, help="score only the first N references")
+    p.add_argument("--limit", type=positive_int, help="score only the first N references")
     p.add_argument("--perturb", choices=("small", "tight", "rot90", "dark", "blur"),
                    help="score the photos made harder (hand small in a large frame, cropped tight, "
                         "turned 90°, low light, motion blur), the reference moved along")
@@ -270,4 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         args.rest = unknown + args.rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # OpenCV's and FFmpeg's own lines; handsdk says what failed in one line
+        import cv2
+
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     return run_script(lambda: args.func(args))

@@ -113,8 +113,8 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
             side = img.with_suffix(".json")
             if img.suffix.lower() in IMAGE_SUFFIXES and side.exists():
                 try:
-                    rec = json.loads(side.read_text())
-                except json.JSONDecodeError as exc:
+                    rec = json.loads(side.read_text(encoding="utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise ConfigError(f"{side}: not valid JSON ({exc})") from None
                 rec = rec if isinstance(rec, dict) else {}
                 out.append(Sample(img, _landmarks(rec.get("landmarks"), str(side), rec.get("visible"))))
@@ -124,7 +124,12 @@ def load_references(ref: Path, base: Path | None = None) -> list[Sample]:
         return out
     if not ref.is_file():
         raise ConfigError(f"reference {str(ref)!r} does not exist")
-    text = ref.read_text()
+    try:
+        text = ref.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"reference {str(ref)!r} is not a text file (a video or an image?); expected a .jsonl "
+                          "of {path, landmarks}, a COCO keypoints JSON, or a folder (for a video: --video "
+                          "VIDEO --reference JSON)") from None
     if ref.suffix == ".jsonl":
         out = []
         for n, line in enumerate(text.splitlines(), 1):

@@ -38,6 +38,17 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {text} (see {self.prog} --help)\n")
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1 (frames, rounds, a limit), else a clear error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP, raised in the main thread so ``finally`` blocks and ``with``
     exits run (writers finish their files). ``note`` says what was kept."""

@@ -33,9 +33,13 @@ class Source(Protocol):
 
 def source_spec(text: str) -> int | str:
     """A source named on the command line: a camera index if it is all digits and no file or
-    folder of that name exists (a folder called ``2024`` is still a folder), else the text."""
+    folder of that name exists (a folder called ``2024`` is still a folder), else the text.
+    An empty name is refused (as a path it would be the current folder)."""
     from pathlib import Path
 
+    if not text.strip():
+        raise SourceError(f"the source is empty ({text!r}); give a camera index (0), a video file, an image "
+                          "file, a folder of images, or 'synthetic'")
     return int(text) if text.isascii() and text.isdigit() and not Path(text).exists() else text
 
 

@@ -32,6 +32,7 @@ from backbone_latency import median_ms  # this folder's sibling script
 from torch import nn
 
 from handsdk.nets import LandmarkNet, MobileNetV3Small, _to_nchw_normalised, conv_bn
+from handsdk.script import ArgumentParser
 from handsdk.train.augment import Canvas, background_bank
 from handsdk.train.landmark import make_batch, simcc_targets, validate
 from handsdk.train.loop import Trainer, build_pool, setup
@@ -243,7 +244,7 @@ def latency(size: int = 224, rounds: int = 2) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pack", type=Path)
     ap.add_argument("--out", type=Path, help="a folder per head (checkpoints, metrics log)")
     ap.add_argument("--minutes", type=float, default=30.0, help="budget per head")

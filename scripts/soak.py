@@ -7,12 +7,12 @@ and session warm-up are not counted; the target is < 5 MB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 from handsdk import Tracker
 from handsdk.bench import rss_anon_mb
+from handsdk.script import ArgumentParser
 from handsdk.synthetic import synthetic_clip
 
 
@@ -35,7 +35,7 @@ def soak(frames: int, clip_len: int = 60) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=100_000)
     args = ap.parse_args()
     print(json.dumps(soak(args.frames)))

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from handsdk.script import ArgumentParser
 
 from ..errors import ModelError
 from ..models import bundled_models_dir, sha256
@@ -157,7 +158,7 @@ def _manifest_version(path: Path, kind: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.export", description=__doc__)
+    ap = ArgumentParser(prog="python -m handsdk.train.export", description=__doc__)
     ap.add_argument("--landmark", type=Path, help="training checkpoint (default: the exported models/landmark.pt)")
     ap.add_argument("--detector", type=Path, help="training checkpoint (default: models/detector.pt)")
     ap.add_argument("--out", type=Path, default=None, help="models folder (default: the bundled one)")

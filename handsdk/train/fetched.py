@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handsdk.script import ArgumentParser
+
 from ..data import fetched_root
 from ..errors import ConfigError
 
@@ -221,8 +223,8 @@ def materialize(name: str, repo: Path, root: Path | None = None, valid_percent: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.fetched", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    ap = ArgumentParser(prog="python -m handsdk.train.fetched", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, choices=sorted(SOURCES))
     ap.add_argument("--repo", type=Path, required=True, help="a clone (or bare Git folder) of the source")
     ap.add_argument("--root", type=Path, help="default: $HANDSDK_FETCHED or ~/.cache/handsdk/fetched")

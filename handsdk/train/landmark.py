@@ -10,13 +10,14 @@ hand-free strips, which train the presence head.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from handsdk.script import ArgumentParser
 
 from ..nets import LandmarkNet
 from .augment import (
@@ -167,7 +168,7 @@ def validate(model: LandmarkNet, canvas: Canvas, lm: torch.Tensor, right: torch.
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.landmark", description=__doc__)
+    ap = ArgumentParser(prog="python -m handsdk.train.landmark", description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/landmark")
     add_common_arguments(ap, minutes=30.0, input_size=224, batch_help="0: 256 on a GPU, 48 on a CPU", seed=0)
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")

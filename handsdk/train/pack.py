@@ -7,12 +7,13 @@ Synthetic renders are not packed: the trainers render them on the fly from
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from handsdk.script import ArgumentParser
 
 from ..data import FETCHED, TRAINABLE
 from ..errors import ConfigError
@@ -108,7 +109,7 @@ def load_pack(path: Path) -> dict[str, np.ndarray | list[np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.pack", description=__doc__)
+    ap = ArgumentParser(prog="python -m handsdk.train.pack", description=__doc__)
     ap.add_argument("--labels", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/pack.npz")
     ap.add_argument("--max-side", type=int, default=320)

@@ -20,7 +20,6 @@ Only the pack's training split is used to fit; its validation split reports the 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import time
@@ -31,6 +30,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from handsdk.script import ArgumentParser
 
 from ..config import DETECTOR_ROTATIONS
 from ..geometry import rect_from_landmarks, warp_crop
@@ -221,7 +222,7 @@ def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds:
 def main(argv: list[str] | None = None) -> int:
     from .. import Tracker
 
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.presence", description=__doc__.split("\n")[0])
+    ap = ArgumentParser(prog="python -m handsdk.train.presence", description=__doc__.split("\n")[0])
     ap.add_argument("--pack", type=Path, required=True, help="training pack (python -m handsdk.train.pack)")
     ap.add_argument("--landmark", type=Path, default=None, help="landmark checkpoint (default: models/landmark.pt)")
     ap.add_argument("--out", type=Path, required=True, help="where to write the re-fitted checkpoint")

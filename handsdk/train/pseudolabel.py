@@ -14,7 +14,6 @@ strip alone is not enough. ``--hand-free-only`` adds the field to an existing la
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from handsdk.script import ArgumentParser
 
 from ..data import EVAL_ONLY, FETCHED, TRAINABLE, iter_photos, teacher_root, yolo_box
 from ..errors import ConfigError
@@ -92,7 +93,7 @@ def add_hand_free(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk.train.pseudolabel", description=__doc__)
+    ap = ArgumentParser(prog="python -m handsdk.train.pseudolabel", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
     ap.add_argument("--teacher", type=Path, default=teacher_root())
     ap.add_argument("--min-presence", type=float, default=0.9)

@@ -37,7 +37,6 @@ the recognizer said, to see how it behaves on them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from handsdk.handshape import image_direction
+from handsdk.script import ArgumentParser
 
 from .recognizer import GestureRecognizer
 from .rules import CANNED_GESTURES
@@ -236,7 +236,7 @@ def format_report(rep: Report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk_gestures.evaluate", description=__doc__.split("\n")[0])
+    ap = ArgumentParser(prog="python -m handsdk_gestures.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("--labels", type=Path, default=None, help="labels JSONL (default: see module doc)")
     ap.add_argument("--no-audit", action="store_true",
                     help="score every photo of a mapped class, even those label_audit.json lists")

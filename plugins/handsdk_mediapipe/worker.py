@@ -11,13 +11,14 @@ prints one JSON object (so no pipe overhead is charged to MediaPipe).
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
 import time
 
 import numpy as np
+
+from handsdk.script import ArgumentParser
 
 
 def _hands(complexity: int, still: bool, max_hands: int, min_det: float, min_track: float):
@@ -86,7 +87,7 @@ def bench(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = ArgumentParser()
     ap.add_argument("--complexity", type=int, default=1)
     ap.add_argument("--max-hands", type=int, default=2)
     ap.add_argument("--min-detection", type=float, default=0.5)

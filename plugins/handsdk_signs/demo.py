@@ -22,17 +22,19 @@ default ``--min-score`` (a letter still has to be held for ``--hold`` frames).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from handsdk_writers import VideoWriter
 
 from handsdk import Tracker
 from handsdk.annotate import LandmarkAnnotator, SkeletonAnnotator, open_window
-from handsdk.errors import HandSDKError
+from handsdk.errors import ConfigError, HandSDKError, SourceError
+from handsdk.outputs import input_paths, refuse_clashes
+from handsdk.script import ArgumentParser, positive_int
 from handsdk.sources import open_source, source_spec
 
 from .speller import Speller
@@ -46,8 +48,8 @@ def synthetic_frames(word: str, fps: float = 30.0, seed: int = 0):
 
     bad = sorted({c for c in word.upper() if c not in LETTERS})
     if not word or bad:
-        raise SystemExit(f"--word: the synthetic hand can spell only {', '.join(LETTERS)}"
-                         + (f" (not {', '.join(bad)})" if bad else ""))
+        raise ConfigError(f"--word: the synthetic hand can spell only {', '.join(LETTERS)}"
+                          + (f" (not {', '.join(bad)})" if bad else ""))
     for f in fingerspelling_clip(word, fps=fps, seed=seed):
         yield f.image, f.timestamp_ms
 
@@ -88,19 +90,19 @@ def draw(frame: np.ndarray, result, speller: Speller, key: str = "sign", current
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="handsdk sign-demo", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="handsdk sign-demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("source", nargs="?", default="synthetic",
                     help="'synthetic' (default), a webcam index, or a video file")
     ap.add_argument("--vocabulary", default="asl_letters", help="asl_letters, digits, or a .json path")
     ap.add_argument("--word", default="WILDLY", help="synthetic source: the word to spell")
     ap.add_argument("--seed", type=int, default=0, help="synthetic source: background, skin, sway")
-    ap.add_argument("--hold", type=int, default=10, help="frames a sign is held to be committed")
+    ap.add_argument("--hold", type=positive_int, default=10, help="frames a sign is held to be committed")
     ap.add_argument("--min-score", type=float, default=0.2, help="weaker signs are not committed")
     ap.add_argument("--out", default="sign_demo.mp4", help="annotated mp4 ('' for none)")
     ap.add_argument("--snapshot", help="also save one output frame as an image, at most 720 px "
                                        "(the last frame with a hand; see --snapshot-frame)")
     ap.add_argument("--snapshot-frame", type=int, help="save this frame index instead")
-    ap.add_argument("--max-frames", type=int)
+    ap.add_argument("--max-frames", type=positive_int)
     ap.add_argument("--show", action="store_true", help="show a window (q quits)")
     a = ap.parse_args(argv)
 
@@ -112,10 +114,14 @@ def main(argv=None) -> int:
     else:
         spec = source_spec(src)
         if isinstance(spec, str) and not Path(spec).exists():
-            print(f"no such file: {spec}", file=sys.stderr)
-            return 2
+            raise SourceError(f"no such file: {spec!r}")
         frames = open_source(spec)
         fps = float(getattr(frames, "fps", None) or fps)
+    # the handsdk video writer: refuses an --out that is the source, keeps what was written on an
+    # interrupt, and says when a write fails (docs/guarantees.md)
+    writer = VideoWriter(a.out, fps=fps, annotate=False) if a.out else None
+    if writer is not None:
+        refuse_clashes(writer.outputs, [("the source", p) for p in input_paths(src)])
 
     if a.show:
         try:
@@ -125,10 +131,11 @@ def main(argv=None) -> int:
             return 2
     tracker = Tracker({"consumers": [{"name": "sign_classifier", "vocabulary": a.vocabulary}]})
     speller = Speller(hold_frames=a.hold, min_score=a.min_score)
-    writer = None
     best = (-1, -1, None)  # (text length, frame index, image) for the snapshot
     t0, n = time.time(), 0
     try:
+        if writer is not None:
+            writer.open()  # a path that cannot be written fails here, before the first frame
         for i, item in enumerate(frames):
             if a.max_frames is not None and i >= a.max_frames:
                 break
@@ -140,12 +147,8 @@ def main(argv=None) -> int:
             if committed:
                 print(f"frame {result.frame_index}: + {committed} -> {speller.text}")
             img = draw(frame, result, speller, current=lab)
-            if a.out:
-                if writer is None:
-                    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(a.out, cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (img.shape[1], img.shape[0]))
-                writer.write(img)
+            if writer is not None:
+                writer(result, img)
             if a.snapshot:
                 if a.snapshot_frame is not None:
                     if result.frame_index == a.snapshot_frame:
@@ -158,9 +161,9 @@ def main(argv=None) -> int:
                     break
             n += 1
     finally:
-        if writer is not None:
-            writer.release()
         tracker.close()
+        if writer is not None:
+            writer.close()
         close = getattr(frames, "close", None)
         if close is not None:
             close()

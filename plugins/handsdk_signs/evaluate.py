@@ -34,6 +34,7 @@ import numpy as np
 
 from handsdk.data import Photo, yolo_box
 from handsdk.evaluate import PERTURBATIONS, perturb_sample
+from handsdk.script import ArgumentParser
 
 from .classifier import resolve_vocabulary
 from .dataset import DATASETS, dataset_photos, folder_photos, largest_hand
@@ -174,8 +175,8 @@ def _default_png(name: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk_signs.evaluate", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m handsdk_signs.evaluate", description=__doc__.split("\n\n")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocabulary", required=True, help="asl_letters, digits, or a vocabulary file")
     ap.add_argument("--folder", help="photos FOLDER/<label>/*.jpg (for your own vocabulary; its "
                                      "hash split, as in training)")

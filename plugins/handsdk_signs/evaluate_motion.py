@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from handsdk import Tracker
+from handsdk.script import ArgumentParser
 from handsdk.synthetic_signs import LETTERS, fingerspelling_clip
 
 from .motion import MotionLetters
@@ -84,7 +85,7 @@ def real_clip_false_alarms() -> dict[str, Any] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=40, help="synthetic clips (half with J, half with Z)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the numbers to this JSON file")

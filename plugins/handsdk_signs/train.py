@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from handsdk.script import ArgumentParser
+
 from .classifier import BUILTIN, OTHER_HAND, SignClassifier, vocabulary_dir
 from .dataset import (
     DATASETS,
@@ -143,8 +145,8 @@ def held_out_metrics(model: SignModel, samples: Sequence[Sample]) -> dict[str, A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handsdk_signs.train", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m handsdk_signs.train", description=__doc__.split("\n\n")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--vocabulary", choices=sorted(DATASETS), help="a built-in vocabulary (shared photos)")
     src.add_argument("--folder", help="a folder of labelled photos: FOLDER/<label>/*.jpg")
