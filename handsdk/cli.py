@@ -150,12 +150,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from . import evaluate as ev
     from .data import teacher_root
+    from .outputs import OutputFile, refuse_clashes
     from .tracker import Tracker
 
     if args.video and not args.reference:
         raise ConfigError("--video needs --reference (per-frame landmarks JSON)")
     if not args.video and not args.images:
         raise ConfigError("give --images REFERENCE or --video VIDEO --reference JSON")
+    out = None  # checked now, written at the end: a bad --out must not cost the evaluation
+    if args.out is not None:
+        out = OutputFile(args.out, "--out")
+        refuse_clashes([out], [(f"the {flag} file", Path(value)) for flag, value in
+                               (("--images", args.images), ("--video", args.video),
+                                ("--reference", args.reference)) if value])
     teacher = None
     if not args.no_mediapipe and teacher_root() is not None:
         from .train.teacher import MediaPipeTeacher
@@ -179,10 +186,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                   f"left after --split / --datasets (splits there: {', '.join(splits)}; "
                                   f"datasets: {', '.join(sets)})")
             results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
-    print(ev.format_table(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+    print(ev.format_table(results), file=sys.stderr if out is not None and out.carries_stdout() else sys.stdout)
+    if out is not None:
+        out.write((json.dumps(results, indent=2) + "\n").encode())
+        out.commit()
     return 0
 
 

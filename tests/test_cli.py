@@ -68,6 +68,10 @@ GARBAGE: list[tuple[list[str], str]] = [
     (["eval", "--images", "emptydir", "--no-mediapipe"], "no images"),
     (["eval", "--video", "in.mp4", "--no-mediapipe"], "needs --reference"),
     (["eval", "--video", "in.mp4", "--reference", "in.mp4", "--no-mediapipe"], "cannot be read"),
+    (["eval", "--images", "afile", "--no-mediapipe", "--out", "afile"], "would destroy it"),
+    (["eval", "--images", "afile", "--no-mediapipe", "--out", "missing/r.json"], "does not exist"),
+    (["eval", "--images", "afile", "--no-mediapipe", "--out", "adir"], "is a folder"),
+    (["track", "img.png", "--jsonl", "img.png"], "would destroy it"),
     (["eval", "--perturb", "bogus"], "invalid choice"),
     (["eval", "--limit", "0"], ">= 1"),
     (["eval", "--im", "x"], "unrecognized arguments: --im"),
@@ -101,6 +105,7 @@ def playground(tmp_path_factory) -> Path:
     (folder / "adir").mkdir()
     (folder / "emptydir").mkdir()
     (folder / "afile").write_text("a file")
+    cv2.imwrite(str(folder / "img.png"), np.zeros((32, 32, 3), np.uint8))
     return folder
 
 
@@ -136,7 +141,8 @@ def test_every_parser_is_handsdks():
             if re.search(r"\bargparse\.ArgumentParser\(|^\s*from argparse import .*\bArgumentParser\b",
                          path.read_text(), re.M):
                 offenders.append(str(path.relative_to(REPO)))
-    assert offenders == []
+    assert offenders == [], ("build these parsers with `from handsdk.script import ArgumentParser` instead of "
+                             f"argparse.ArgumentParser: {', '.join(offenders)}")
 
 
 def test_the_parser_refuses_abbreviations_in_one_line(capsys):

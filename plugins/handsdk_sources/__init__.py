@@ -123,7 +123,7 @@ class ImageSource:
         if image is None:
             raise SourceError(f"image {str(path)!r} cannot be read (missing or not an image); "
                               f"accepted: {', '.join(sorted(IMAGE_SUFFIXES))}")
-        self.image = image
+        self.image, self.path = image, path  # path: outputs must not write it (handsdk.outputs)
 
     @classmethod
     def accepts(cls, spec: Any) -> bool:
