@@ -160,8 +160,13 @@ class Tracker:
     def __enter__(self) -> Tracker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            self.close()
+        except OutputError as later:
+            if not isinstance(exc, OutputError):
+                raise
+            log.error("%s", later)  # a write already failed: that first failure is the one raised
 
     def close(self) -> None:
         """Flush and close consumers (writers finish their files); safe to call twice. A writer

@@ -228,6 +228,31 @@ def test_a_video_that_cannot_be_finished_is_an_error_and_the_old_file_stays(tmp_
     assert leftovers(tmp_path) == []
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 128 KiB file system (tmpfs), or a skip where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root in a privileged container)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_stops_the_run_with_complete_lines_and_no_broken_video(tiny_disk):
+    proc = handsdk("track", "synthetic", "--jsonl", "out.jsonl", "--save-video", "out.mp4", cwd=tiny_disk)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "No space left on device" in last, proc.stderr
+    records = jsonl_records(tiny_disk / "out.jsonl")
+    assert 1 <= len(records) < 150
+    assert not (tiny_disk / "out.mp4").exists() or video_frames(tiny_disk / "out.mp4") > 0
+    assert leftovers(tiny_disk) == []
+
+
 def test_a_write_failure_stops_the_run_while_other_consumer_errors_are_isolated(fake_backend, register_plugin,
                                                                              tmp_path):
     from handsdk import hookimpl
