@@ -51,6 +51,8 @@ def test_wheel_holds_models_and_plugins(wheel: Path) -> None:
     entry_points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["handsdk"]
     for module in entry_points.values():
         assert f"{module}/__init__.py" in names, f"entry point module {module} missing from the wheel"
+    page = {f"handsdk_serve/static/{p.name}" for p in (REPO / "plugins" / "handsdk_serve" / "static").iterdir()}
+    assert page and page <= names  # handsdk serve's page is package data
 
 
 def test_installed_wheel_tracks_without_the_checkout(wheel: Path, tmp_path: Path) -> None:
