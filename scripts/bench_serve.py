@@ -23,7 +23,7 @@ from handsdk_serve.browser import chromium_page, clip_frames, percentile, wait_f
 from handsdk_serve.server import BackgroundServer, ServeApp
 
 from handsdk.data import data_root
-from handsdk.script import ArgumentParser
+from handsdk.script import ArgumentParser, positive_int
 
 
 def measure(url: str, y4m: Path, size: int, seconds: float, warmup: float, screenshot: str | None) -> dict:
@@ -48,9 +48,9 @@ def measure(url: str, y4m: Path, size: int, seconds: float, warmup: float, scree
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clip", help="a video with a hand (default: the shared ASL clip)")
-    ap.add_argument("--frames", type=int, default=100, help="clip frames the camera loops")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[640, 320], help="frame widths sent")
-    ap.add_argument("--camera-fps", type=int, nargs="+", default=[25, 60])
+    ap.add_argument("--frames", type=positive_int, default=100, help="clip frames the camera loops")
+    ap.add_argument("--sizes", type=positive_int, nargs="+", default=[640, 320], help="frame widths sent")
+    ap.add_argument("--camera-fps", type=positive_int, nargs="+", default=[25, 60])
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--config", help="a handsdk config for the server")

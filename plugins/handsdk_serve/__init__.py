@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from handsdk.hookspecs import hookimpl
+from handsdk.script import positive_int
 
 EXTRA = "serve"
 
@@ -36,19 +37,18 @@ def _web_stack() -> None:
         import_optional(module, EXTRA)
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        import argparse
+def _positive_number(text: str) -> float:
+    """An argparse ``type``: a number > 0 (megabytes, seconds)."""
+    import argparse
+    import math
 
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
-
-    return parse
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 
 
 @hookimpl
@@ -63,16 +63,16 @@ def handsdk_register_commands(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                       "machine only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-clients", type=_positive(int), default=8,
+    p.add_argument("--max-clients", type=positive_int, default=8,
                    help="most browsers tracked at once (open pages plus file uploads); more are "
                         "refused with WebSocket close code 1013 (default 8)")
-    p.add_argument("--max-frame-mb", type=_positive(float), default=2.0,
+    p.add_argument("--max-frame-mb", type=_positive_number, default=2.0,
                    help="largest frame message in MiB (default 2)")
-    p.add_argument("--max-side", type=_positive(int), default=1920,
+    p.add_argument("--max-side", type=positive_int, default=1920,
                    help="largest frame side in pixels (default 1920)")
-    p.add_argument("--max-upload-mb", type=_positive(float), default=200.0,
+    p.add_argument("--max-upload-mb", type=_positive_number, default=200.0,
                    help="largest uploaded video or photo in MiB (default 200)")
-    p.add_argument("--idle-timeout", type=_positive(float), default=60.0,
+    p.add_argument("--idle-timeout", type=_positive_number, default=60.0,
                    help="close a connection that sends nothing for this many seconds (default 60)")
 
     def run(args: Any) -> int:
