@@ -24,7 +24,9 @@ import json
 import logging
 import math
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -737,6 +739,9 @@ def serve(config: Any = None, host: str = "127.0.0.1", port: int = 8000, limits:
               "machine the page's file mode works, the camera needs https (e.g. a TLS proxy)", flush=True)
     try:
         uvicorn.Server(uvicorn_config(app, verbose)).run(sockets=[sock])
+    except KeyboardInterrupt as exc:  # Ctrl+C / SIGTERM is how a server is meant to stop: exit 0
+        name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        print(f"handsdk serve: stopped ({name})", file=sys.stderr, flush=True)
     finally:
         sock.close()
         app.close()
