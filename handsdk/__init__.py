@@ -17,6 +17,7 @@ from .errors import (
                      PluginNotFoundError,
                      SourceError,
 )
+from .extract import extract
 from .hookspecs import hookimpl
 from .tracker import Tracker
 from .types import (
@@ -34,5 +35,6 @@ __version__ = "0.1.0"
 __all__ = [
     "HAND_CONNECTIONS", "LANDMARK_NAMES", "Config", "ConfigError", "FrameError", "FrameResult",
     "Hand", "HandSDKError", "Handedness", "Label", "MissingDependencyError", "ModelError",
-    "OutputError", "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "hookimpl", "load_config",
+    "OutputError", "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "extract", "hookimpl",
+    "load_config",
 ]

@@ -199,6 +199,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Landmarks from many videos into Parquet (handsdk.extract); exit status 3 when the batch
+    finished but some videos failed (listed in DIR/_errors.jsonl)."""
+    from .extract import extract
+
+    summary = extract(args.inputs, args.out, config=args.config, layout=args.layout, engine=args.engine,
+                      workers=args.workers, resume=args.resume, ray_address=args.ray_address,
+                      progress=not args.no_progress, verbose=args.verbose)
+    print(summary.text())
+    return 3 if summary.failed else 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import detector, landmark
 
@@ -249,6 +261,28 @@ def main(argv: list[str] | None = None) -> int:
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("extract", help="landmarks from many videos into Parquet (local processes or Ray)",
+                       description="Track every video from its first frame to its last and write one Parquet "
+                                   "file per video under --out (schema: docs/extract.md). Exit status 3: "
+                                   "some videos failed (listed in OUT/_errors.jsonl).")
+    p.add_argument("inputs", nargs="+", help="video files, folders (recursive), glob patterns, or .txt files "
+                                             "listing paths")
+    p.add_argument("--out", required=True, help="output folder (a Parquet dataset)")
+    p.add_argument("--config", help="tracker config (TOML); classifier consumers add label columns")
+    p.add_argument("--layout", choices=("long", "wide"), default="long",
+                   help="long: a row per hand per frame, pixels; wide: a row per frame, x_left_hand_0 … "
+                        "z_right_hand_20 normalised as MediaPipe's")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: worker processes; ray: Ray Data actors (pip install \"handsdk[ray]\")")
+    p.add_argument("--workers", type=positive_int, help="processes or Ray actors (default: the cores, or the "
+                                                        "Ray cluster's CPUs)")
+    p.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, on one of its nodes); without it a "
+                                         "local Ray starts")
+    p.add_argument("--resume", action="store_true", help="continue an earlier run into --out: skip the "
+                                                         "videos it finished")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", help="train a model (needs handsdk[train]); --help after the model")
     p.add_argument("model", choices=("landmark", "detector"))
