@@ -18,7 +18,10 @@ import time
 
 import numpy as np
 
-from handsdk.script import ArgumentParser
+try:  # handsdk's parser (one error line) where handsdk is importable; MediaPipe's own virtualenv
+    from handsdk.script import ArgumentParser  # has no handsdk, and there the plain one serves
+except ImportError:
+    from argparse import ArgumentParser
 
 
 def _hands(complexity: int, still: bool, max_hands: int, min_det: float, min_track: float):
