@@ -14,6 +14,7 @@ from .errors import (
                      MissingDependencyError,
                      ModelError,
                      OutputError,
+                     PluginError,
                      PluginNotFoundError,
                      SourceError,
 )
@@ -35,6 +36,6 @@ __version__ = "0.1.0"
 __all__ = [
     "HAND_CONNECTIONS", "LANDMARK_NAMES", "Config", "ConfigError", "FrameError", "FrameResult",
     "Hand", "HandSDKError", "Handedness", "Label", "MissingDependencyError", "ModelError",
-    "OutputError", "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "extract", "hookimpl",
+    "OutputError", "PluginError", "PluginNotFoundError", "RotatedRect", "SourceError", "Tracker", "extract", "hookimpl",
     "load_config",
 ]

@@ -208,12 +208,15 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None) -> Confi
     if not isinstance(source, str | Path):
         raise ConfigError(f"a config is a TOML file path, a dict or a Config, not a {type(source).__name__}")
     path = Path(source)
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a folder, not a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    data = _parse_toml(raw, path)
     cfg = parse_config(data, str(path))
     base = path.resolve().parent
     for key in ("manifest", "landmark", "detector"):
@@ -221,6 +224,23 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None) -> Confi
         if value and not Path(value).is_absolute():
             setattr(cfg.models, key, str(base / value))
     return cfg
+
+
+def _parse_toml(raw: bytes, path: Path) -> dict[str, Any]:
+    """TOML is UTF-8; a UTF-8 byte-order mark (Windows Notepad adds one) is accepted, a UTF-16
+    file or other bytes are one :class:`ConfigError` that says so."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
+                          "TOML is UTF-8: save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}); "
+                          "TOML is UTF-8: save it as UTF-8") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
 def build_component(factory: Callable[..., Any], options: Mapping[str, Any], where: str) -> Any:
@@ -238,7 +258,9 @@ def build_component(factory: Callable[..., Any], options: Mapping[str, Any], whe
                                   f"{', '.join(accepted) or '(none)'}")
     try:
         return factory(**options)
-    except Exception as exc:  # every failure names the file, section and plugin
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # every failure names the file, section and plugin (SystemExit too)
         plugin = where.rsplit(" ", 1)[-1].strip("'")
         msg = str(exc).removeprefix(f"{plugin}: ")  # ``where`` names the plugin already
         if isinstance(exc, HandSDKError) and not isinstance(exc, ConfigError):

@@ -23,6 +23,12 @@ class ModelError(HandSDKError):
     """A model file is missing, truncated, corrupt or does not match its manifest."""
 
 
+class PluginError(HandSDKError):
+    """A plugin does not keep its side of the contract: a backend factory that returns None or an
+    object without ``load``, a ``load`` that returns no runner. The message names the plugin and
+    the distribution it came from."""
+
+
 class FrameError(HandSDKError, ValueError):
     """An image or frame has a shape, dtype or type that handsdk cannot interpret."""
 

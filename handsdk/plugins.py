@@ -7,9 +7,13 @@ points as anybody else's.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import io
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,20 +84,40 @@ def load_plugins() -> None:
     for ep in eps:
         if (only is not None and ep.name not in only) or ep.name in block:
             continue
+        dist, version = (ep.dist.metadata["Name"], ep.dist.version) if ep.dist is not None else ("?", "")
         if pm.has_plugin(ep.name):
+            log.warning("handsdk plugin %r from %s is not loaded: a plugin registered in code "
+                        "already took that name", ep.name, _describe_dist(dist, version))
             continue
-        dist = ep.dist.name if ep.dist is not None else "?"
+        captured = io.StringIO()  # what a failing import prints (argparse's usage) joins its one warning
         try:
-            module = ep.load()
+            with contextlib.redirect_stderr(captured):
+                module = ep.load()
             pm.register(module, name=ep.name)
             if ep.dist is not None:
-                _distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
-        except Exception as exc:  # a broken plugin must not take the SDK down
-            log.warning("handsdk plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
-            load_failures.append(LoadFailure(ep.name, ep.value, dist, f"{type(exc).__name__}: {exc}"))
+                _distributions[ep.name] = (dist, version)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a broken plugin must not take the SDK down
+            printed = [ln for ln in captured.getvalue().splitlines() if ln.strip()]
+            _disable(ep.name, ep.value, (dist, version), exc, "failed to load", printed[-1] if printed else "")
+        else:
+            sys.stderr.write(captured.getvalue())
     for plugin, hook in unknown_hooks():
         log.warning("handsdk plugin %r implements %r, which is not a handsdk hook (a typo?); it is "
                     "never called. Hooks: %s", plugin, hook, ", ".join(hook_names()))
+
+
+def _disable(name: str, value: str, dist: tuple[str, str], exc: BaseException, what: str,
+             printed: str = "") -> None:
+    """Record a plugin that failed, unregister it (if it was) and say so in one warning that
+    names the distribution it came from."""
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
+    error = f"{type(exc).__name__}: {exc}" + (f" ({printed.strip()})" if printed else "")
+    load_failures.append(LoadFailure(name, value, dist[0], error))
+    log.warning("handsdk plugin %r from %s %s and is disabled: %s", name, _describe_dist(*dist),
+                what, error)
 
 
 def hook_names() -> list[str]:
@@ -120,36 +144,84 @@ class Component:
     version: str
 
 
+    def describe(self) -> str:
+        """``backend 'x' (plugin 'p' from mydist 0.1)``, for errors that blame a plugin."""
+        return f"{self.kind} {self.name!r} (plugin {self.plugin!r} from {_describe_dist(self.distribution, self.version)})"
+
+
 def plugin_distribution(plugin_name: str) -> tuple[str, str]:
     """(distribution, version) a plugin was installed from, or ``("(registered in code)", "")``."""
     return _distributions.get(plugin_name, ("(registered in code)", ""))
 
 
 def components(kind: str) -> dict[str, Component]:
-    """Every registered component of ``kind`` by name (later registrations do not override)."""
+    """Every registered component of ``kind`` by name. One rule for a name two plugins register,
+    whenever either was registered: handsdk's own plugins first, then installed plugins (entry
+    points, in discovery order), then plugins registered in code (in the order of ``register``);
+    the first keeps the name and the others are ignored, each named in one warning."""
     if kind not in _HOOKS:
         raise ValueError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    return _registry()[kind]
+
+
+def _registry() -> dict[str, dict[str, Component]]:
+    """Every plugin's components of every kind. A plugin whose registration hook raises anything
+    (``SystemExit`` too) is disabled whole, with one warning; a name that is not a non-empty
+    string without spaces, or a factory that is not callable, is ignored with one warning."""
     load_plugins()
-    found: dict[str, Component] = {}
-    hook = getattr(pm.hook, _HOOKS[kind])
-    for impl in hook.get_hookimpls():  # registration order: the first name registered wins
-        plugin_name = pm.get_name(impl.plugin) or "?"
-        dist, version = plugin_distribution(plugin_name)
+    found: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
+    order = {name: i for i, (name, _) in enumerate(pm.list_name_plugin())}
 
-        def register(name: str, factory: Callable[..., Any], _p=plugin_name, _d=dist, _v=version):
-            if name in found:
-                if (kind, name, _p) not in _told_clashes:  # once, not on every Tracker()
-                    _told_clashes.add((kind, name, _p))
-                    log.warning("%s %r from %s ignored: already registered by %s", kind, name, _p,
-                                found[name].plugin)
-                return
-            found[name] = Component(kind, name, factory, _p, _d, _v)
+    def rank(name: str) -> tuple[int, int]:
+        dist = _distributions.get(name, ("",))[0]
+        return (0 if dist.lower() == "handsdk" else 1 if name in _distributions else 2, order[name])
 
+    for plugin_name in sorted(order, key=rank):
+        plugin = pm.get_plugin(plugin_name)
+        dist = plugin_distribution(plugin_name)
         try:
-            impl.function(**_args(impl, register=register))
-        except Exception as exc:
-            log.warning("plugin %r failed to register its %ss: %s", plugin_name, kind, exc)
+            mine = _collect(plugin_name, plugin)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            _disable(plugin_name, getattr(plugin, "__name__", type(plugin).__name__), dist, exc,
+                     "failed to register its components")
+            continue
+        for comp in mine:
+            taken = found[comp.kind].get(comp.name)
+            if taken is None:
+                found[comp.kind][comp.name] = comp
+            elif (comp.kind, comp.name, comp.plugin) not in _told_clashes:  # once, not on every Tracker()
+                _told_clashes.add((comp.kind, comp.name, comp.plugin))
+                log.warning("%s %r from %s ignored: already registered by %s", comp.kind, comp.name,
+                            comp.plugin, taken.plugin)
     return found
+
+
+def _collect(plugin_name: str, plugin: Any) -> list[Component]:
+    """What one plugin registers, of every kind (its hooks' exceptions propagate)."""
+    dist, version = plugin_distribution(plugin_name)
+    mine: list[Component] = []
+
+    def register(kind: str, name: Any, factory: Any) -> None:
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name) or not callable(factory):
+            if (kind, repr(name), plugin_name) not in _told_clashes:
+                _told_clashes.add((kind, repr(name), plugin_name))
+                log.warning("plugin %r (%s) registered %s %r with factory %r: ignored (a name is a "
+                            "non-empty string without spaces, a factory is callable)", plugin_name,
+                            _describe_dist(dist, version), kind, name, factory)
+            return
+        mine.append(Component(kind, name, factory, plugin_name, dist, version))
+
+    for kind in KINDS:
+        for impl in getattr(pm.hook, _HOOKS[kind]).get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(**_args(impl, register=functools.partial(register, kind)))
+    return mine
+
+
+def _describe_dist(dist: str, version: str) -> str:
+    return f"{dist} {version}".strip()
 
 
 def env_note() -> str:
@@ -189,7 +261,9 @@ def call_hook_safely(hook_name: str, **kwargs: Any) -> None:
     for impl in hook.get_hookimpls():
         try:
             impl.function(**_args(impl, **kwargs))
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a plugin cannot end the program from a hook
             name = pm.get_name(impl.plugin)
             hook_errors[name, hook_name] += 1
             n = hook_errors[name, hook_name]

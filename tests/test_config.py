@@ -349,14 +349,28 @@ def test_malformed_toml_names_the_file(tmp_path):
 def test_non_utf8_file_names_the_file(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes('[source]\nname = "image"\nspec = "caf\xe9.png"\n'.encode("latin-1"))
-    with pytest.raises(ConfigError, match=rf"^{path}: not valid TOML"):
+    with pytest.raises(ConfigError, match=rf"^{path}: not UTF-8 text \(byte 35 is 0xe9\); TOML is UTF-8"):
         load_config(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_byte_order_mark_is_accepted_or_named(tmp_path, encoding):
+    """Windows editors save a UTF-8 byte-order mark (accepted: the file reads as without it) or
+    UTF-16 (refused, saying so), never "Invalid statement (at line 1, column 1)"."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes('[tracker]\nmax_hands = 3\n'.encode(encoding))
+    assert path.read_bytes()[:2] in (b"\xef\xbb", b"\xff\xfe")
+    if encoding == "utf-8-sig":
+        assert load_config(path).tracker.max_hands == 3
+    else:
+        with pytest.raises(ConfigError, match=r"the file is UTF-16 .*save it as UTF-8"):
+            load_config(path)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="is a folder, not a TOML file"):
         load_config(tmp_path)  # a folder is not a config file
 
 

@@ -177,34 +177,71 @@ def _fake_distribution(root: Path, name: str, entry_points: dict[str, str]) -> P
     return info
 
 
-def test_broken_plugins_are_reported_not_fatal(tmp_path, run_python):
-    _fake_distribution(tmp_path, "broken", {
-        "missing": "handsdk_no_such_module_xyz",
-        "raising": "handsdk_raises_on_import",
-        "badhook": "handsdk_bad_hook",
-    })
-    (tmp_path / "handsdk_raises_on_import.py").write_text("raise RuntimeError('boom at import')\n")
-    (tmp_path / "handsdk_bad_hook.py").write_text(
-        "from handsdk import hookimpl\n\n"
-        "@hookimpl\n"
-        "def handsdk_register_consumers(register):\n"
-        "    raise RuntimeError('boom in register')\n"
-    )
-    proc = run_python(REPORT, pythonpath=[tmp_path], check=False)
+#: Every way a plugin can fail while loading or registering, each its own entry point of one
+#: throwaway distribution: the exceptions a module can raise at import (an argparse at import
+#: time exits), and the same from a registration hook.
+BROKEN_MODULES = {
+    "missing": None,  # no such module
+    "raising": "raise RuntimeError('boom at import')\n",
+    "exiting": "import argparse\nargparse.ArgumentParser(prog='tool').parse_args(['--nope'])\n",
+    "exit0": "import sys\nsys.exit(0)\n",
+    "baseexc": "class Odd(BaseException):\n    pass\nraise Odd('not an Exception')\n",
+    "syntax": "def broken(:\n",
+    "badhook": "from handsdk import hookimpl\n\n@hookimpl\ndef handsdk_register_consumers(register):\n"
+               "    raise RuntimeError('boom in register')\n",
+    "exithook": "import sys\nfrom handsdk import hookimpl\n\n@hookimpl\ndef handsdk_register_filters(register):\n"
+                "    register('exithook_filter', object)\n    sys.exit(3)\n",
+    "arityhook": "from handsdk import hookimpl\n\n@hookimpl\ndef handsdk_register_sources(register):\n"
+                 "    register('only_a_name')\n",
+}
+
+
+def test_broken_plugins_are_disabled_with_one_warning_each(tmp_path, run_python):
+    """Any exception while a plugin imports or registers (``SystemExit`` from an argparse at
+    import time, a ``BaseException`` subclass, a syntax error, a hook that exits or calls
+    ``register`` wrongly) disables that plugin, with one warning naming its distribution; the SDK,
+    ``handsdk plugins`` and ``Tracker()`` carry on."""
+    _fake_distribution(tmp_path, "broken", {n: f"handsdk_broken_{n}" for n in BROKEN_MODULES})
+    for name, code in BROKEN_MODULES.items():
+        if code is not None:
+            (tmp_path / f"handsdk_broken_{name}.py").write_text(code)
+    code = REPORT + "from handsdk import Tracker\nTracker().close()\nprint('tracker ok')\n"
+    proc = run_python(code, pythonpath=[tmp_path], check=False)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.splitlines()[-1])
+    assert proc.stdout.splitlines()[-1] == "tracker ok"
+    out = json.loads(proc.stdout.splitlines()[-2])
     failures = {f["name"]: f for f in out["failures"]}
-    assert set(failures) == {"missing", "raising"}
-    assert failures["missing"]["distribution"] == "broken"
-    assert failures["missing"]["value"] == "handsdk_no_such_module_xyz"
+    assert set(failures) == set(BROKEN_MODULES)
+    assert {f["distribution"] for f in failures.values()} == {"broken"}
     assert failures["missing"]["error"].startswith("ModuleNotFoundError")
     assert failures["raising"]["error"] == "RuntimeError: boom at import"
-    # the plugin whose hook raises is loaded, and only its own components are lost
-    assert "badhook" in out["plugins"]
+    assert failures["exiting"]["error"].startswith("SystemExit: 2 (tool: error: unrecognized arguments: --nope")
+    assert failures["exit0"]["error"] == "SystemExit: 0"
+    assert failures["baseexc"]["error"] == "Odd: not an Exception"
+    assert failures["badhook"]["error"] == "RuntimeError: boom in register"
+    assert failures["exithook"]["error"] == "SystemExit: 3"
+    assert failures["arityhook"]["error"].startswith("TypeError")
+    # disabled whole: not listed, and what a failing hook registered before it failed is gone
+    assert not set(BROKEN_MODULES) & set(out["plugins"])
+    assert "exithook_filter" not in out["filter"]
     for kind, names in FIRST_PARTY.items():
         assert set(names) <= set(out[kind]), kind
-    assert "failed to load" in proc.stderr  # logged as a warning
-    assert "failed to register its consumers" in proc.stderr
+    for name in BROKEN_MODULES:  # one warning each, naming the distribution
+        assert proc.stderr.count(f"handsdk plugin {name!r} from broken 0.1") == 1, (name, proc.stderr)
+    assert "usage: tool" not in proc.stderr  # argparse's usage block is not printed on its own
+
+
+def test_a_plugin_that_exits_does_not_end_handsdk_plugins(tmp_path):
+    """The command line too: ``handsdk plugins`` lists the broken plugin and exits 0."""
+    _fake_distribution(tmp_path, "argparse-at-import", {"cli_tool": "handsdk_cli_tool"})
+    (tmp_path / "handsdk_cli_tool.py").write_text(
+        "import argparse\nargparse.ArgumentParser().parse_args(['--unknown'])\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "handsdk", "plugins"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cli_tool" in proc.stdout + proc.stderr
+    assert proc.stderr.count("handsdk plugin 'cli_tool' from argparse-at-import 0.1") == 1
 
 
 # -- a throwaway plugin registered in code -------------------------------------------------------

@@ -344,9 +344,10 @@ def test_one_number_per_item_may_come_flat(fake_backend, register_plugin):
 
 @pytest.mark.parametrize(("entry", "match"), [
     ({"outputs": ["a"], "files": {}}, "needs 'input_size'"),
-    ({"input_size": "224", "outputs": ["a"]}, "needs 'input_size'"),
+    ({"input_size": "224", "outputs": ["a"]}, "input_size must be an integer from 8 to 4096; got str '224'"),
     ({"input_size": 64, "files": {}}, "needs 'outputs'"),
-    ({"input_size": 64, "outputs": ["a"], "files": {"onnx": {"sha256": "x"}}}, "file 'onnx' needs a 'path'"),
+    ({"input_size": 64, "outputs": list("abcd"), "files": {"onnx": {"sha256": "x"}}},
+     r"models.landmark.files.onnx needs 'path'"),
     ("landmark.onnx", "must be an object"),
 ])
 def test_a_malformed_manifest_entry_is_a_model_error(tmp_path, entry, match):
