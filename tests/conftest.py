@@ -60,6 +60,7 @@ def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(plugins_mod, "_loaded", False)
     monkeypatch.setattr(plugins_mod, "load_failures", [])
     monkeypatch.setattr(plugins_mod, "_distributions", {})
+    monkeypatch.setattr(plugins_mod, "_told_clashes", set())  # each test sees its own warnings
     try:
         yield plugins_mod
     finally:

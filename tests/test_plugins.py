@@ -730,3 +730,71 @@ def test_a_misspelled_hook_and_an_event_only_plugin_are_shown(register_plugin, c
     assert "UNKNOWN HOOK  test-typo: handsdk_register_consumer is not a handsdk hook" in out
     row = next(line.split() for line in out.splitlines() if line.endswith("test-listener"))
     assert row[:2] == ["hooks", "handsdk_on_result"]
+
+
+# -- what a plugin registers, and who keeps a name ---------------------------------------------
+def test_garbage_registrations_are_ignored_with_a_warning(register_plugin, caplog, fake_backend):
+    """A name that is not a non-empty string without spaces, or a factory that is not callable,
+    is ignored (the plugin's good components stay), and a config naming an unknown consumer still
+    gets the usual list of valid names, not ``'<' not supported between 'str' and 'int'``."""
+
+    class Garbage:
+        @hookimpl
+        def handsdk_register_consumers(self, register):
+            register(123, Recorder)
+            register(None, Recorder)
+            register("", Recorder)
+            register("two words", Recorder)
+            register("not_callable", 42)
+            register("garbage_ok", Recorder)
+
+    register_plugin(Garbage(), "test-garbage")
+    with caplog.at_level(logging.WARNING, logger="handsdk.plugins"):
+        found = plugins.components("consumer")
+        with pytest.raises(PluginNotFoundError, match=r"unknown consumer 'nope'; registered consumers: .*garbage_ok"):
+            Tracker(fake_backend.config(consumers=[{"name": "nope"}]))
+    assert "garbage_ok" in found and all(isinstance(n, str) and n and " " not in n for n in found)
+    for shown in ("consumer 123", "consumer None", "consumer ''", "consumer 'two words'", "consumer 'not_callable'"):
+        assert caplog.text.count(f"registered {shown} with factory") == 1, shown
+
+
+class JsonlImpostor:
+    @hookimpl
+    def handsdk_register_consumers(self, register):
+        register("jsonl", Recorder)
+        register("impostor_own", Recorder)
+
+
+@pytest.mark.parametrize("before_first_load", [True, False])
+def test_a_plugin_registered_in_code_never_takes_a_built_in_name(fresh_plugins, caplog, before_first_load):
+    """One rule whatever the order: registered before handsdk loads its entry points (before the
+    first Tracker) or after, a plugin registered in code that registers ``jsonl`` does not take it
+    over (one warning names it); its other components load."""
+    if not before_first_load:
+        fresh_plugins.load_plugins()
+    fresh_plugins.pm.register(JsonlImpostor(), name="test-jsonl-impostor")
+    with caplog.at_level(logging.WARNING, logger="handsdk.plugins"):
+        found = fresh_plugins.components("consumer")
+        fresh_plugins.components("consumer")
+    assert found["jsonl"].plugin == "writers" and found["jsonl"].distribution == "handsdk"
+    assert found["impostor_own"].plugin == "test-jsonl-impostor"
+    assert caplog.text.count("consumer 'jsonl' from test-jsonl-impostor ignored: already registered by writers") == 1
+
+
+def test_an_installed_plugin_keeps_its_name_over_one_registered_in_code(fresh_plugins, tmp_path, monkeypatch):
+    """Installed plugins (entry points) come before plugins registered in code, whichever came first."""
+    _fake_distribution(tmp_path, "installed-rec", {"installed_rec": "handsdk_installed_rec"})
+    (tmp_path / "handsdk_installed_rec.py").write_text(
+        "from handsdk import hookimpl\n\nclass Rec:\n    kind = 'sink'\n    def __call__(self, result, frame):\n"
+        "        pass\n\n@hookimpl\ndef handsdk_register_consumers(register):\n    register('rec_name', Rec)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh_plugins.pm.register(JsonlImpostor(), name="test-early")
+
+    class Early:
+        @hookimpl
+        def handsdk_register_consumers(self, register):
+            register("rec_name", Recorder)
+
+    fresh_plugins.pm.register(Early(), name="test-early-rec")
+    comp = fresh_plugins.components("consumer")["rec_name"]
+    assert (comp.plugin, comp.distribution) == ("installed_rec", "installed-rec")
