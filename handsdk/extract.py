@@ -372,7 +372,7 @@ class VideoExtractor:
         from .tracker import Tracker
 
         self.tracker = Tracker(config)
-        if self.tracker._outputs():
+        if any(slot.outputs for slot in self.tracker.consumers):
             self.tracker.close()
             raise ConfigError("extract writes Parquet itself: remove the writer consumers from the config "
                               "([[consumers]] that write files, e.g. 'jsonl', 'video'), which every "
@@ -400,7 +400,7 @@ class VideoExtractor:
             total = getattr(src, "frame_count", None)
             rows, ids = _Rows(task.video, self.layout, self.labels), {}
             writer = pq.ParquetWriter(str(tmp), self.schema, compression="zstd")
-            self.tracker.reset()
+            self._new_video()
             size, last_report = None, time.monotonic()
             for item in src:
                 frame, ts = item if isinstance(item, tuple) else (item, None)
@@ -439,6 +439,16 @@ class VideoExtractor:
                 tmp.unlink()
         summary.update(seconds=time.perf_counter() - t0, pid=os.getpid(), peak_rss_mb=_peak_rss_mb())
         return summary
+
+    def _new_video(self) -> None:
+        """Every video starts from the same state, whichever videos this worker did before: the
+        tracker's tracks and the consumers' (their optional ``reset``, e.g. a classifier's
+        per-track history); track ids are renumbered per video by :class:`_Rows`."""
+        self.tracker.reset()
+        for slot in self.tracker.consumers:
+            reset = getattr(slot.consumer, "reset", None)
+            if callable(reset):
+                reset()
 
     def close(self) -> None:
         self.tracker.close()
@@ -612,8 +622,10 @@ def _run_ray(tasks: Sequence[VideoTask], job: _Job, workers: int | None, address
         done = ds.map_batches(_RayExtractor, fn_constructor_kwargs={"job": job}, batch_size=1,
                               batch_format="numpy", num_cpus=1,
                               compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1))
-        for row in done.iter_rows():
-            report("done", json.loads(row["summary"]))
+        # each video's summary as soon as its block is out (no prefetch: a video done is marked done)
+        for batch in done.iter_batches(batch_size=None, prefetch_batches=0, batch_format="numpy"):
+            for summary in batch["summary"]:
+                report("done", json.loads(summary))
     finally:
         if started:
             ray.shutdown()
@@ -635,13 +647,20 @@ class ExtractSummary:
     hands: int = 0
     rows: int = 0
     seconds: float = 0.0
+    worker_seconds: float = 0.0  # the workers' time on the videos, summed (start-up and idle left out)
     first_result_s: float | None = None
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
+        """Frames per second of the whole run, start-up included."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def worker_fps(self) -> float:
+        """Frames per second of one worker while it works on videos: what each added core adds."""
+        return self.frames / self.worker_seconds if self.worker_seconds > 0 else 0.0
 
     def text(self) -> str:
         rss = [v for v in self.peak_rss_mb.values() if math.isfinite(v)]
@@ -649,7 +668,8 @@ class ExtractSummary:
                  + (f" ({self.ok} now, {self.skipped} done before)" if self.skipped else "")
                  + (f"; {self.failed} failed (listed in {self.out / ERRORS_FILE})" if self.failed else ""),
                  f"{self.frames} frames, {self.hands} hands, {self.fps:.1f} frames/s over {self.seconds:.1f} s "
-                 f"({self.engine}, {self.workers} worker{'s' if self.workers != 1 else ''})"
+                 f"({self.engine}, {self.workers} worker{'s' if self.workers != 1 else ''}, "
+                 f"{self.worker_fps:.1f} frames/s each)"
                  + (f"; first video done after {self.first_result_s:.1f} s" if self.first_result_s else "")
                  + (f"; peak RSS per worker {max(rss):.0f} MB" if rss else "")]
         return "\n".join(parts)
@@ -835,6 +855,7 @@ def extract(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], o
         if math.isfinite(s.get("peak_rss_mb", math.nan)):
             summary.peak_rss_mb[s["pid"]] = max(summary.peak_rss_mb.get(s["pid"], 0.0), s["peak_rss_mb"])
         summary.frames += s["frames"]
+        summary.worker_seconds += s["seconds"]
         if s["status"] == "ok":
             summary.ok += 1
             summary.hands += s["hands"]
