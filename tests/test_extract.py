@@ -306,6 +306,31 @@ def test_an_interrupted_run_leaves_complete_files_and_resumes(clips, tmp_path):
         assert t.filter(pa.compute.equal(t["video"], str(src / f"v{i}.mp4"))).drop_columns(["video"]).equals(first)
 
 
+def test_a_worker_that_dies_fails_its_video_only(clips, tmp_path):
+    """A worker killed mid-video (as a decoder crash would end it): that video is an error, a new
+    worker takes the rest, the temp file it left is removed."""
+    src = tmp_path / "videos"
+    src.mkdir()
+    for i in range(4):
+        shutil.copy(clips / "two" / "clip.mp4", src / f"v{i}.mp4")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "handsdk", "extract", str(src), "--out", str(out),
+                             "--workers", "1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not (temps := list(out.glob(".*.parquet.*.tmp")) if out.is_dir() else []):  # a video in hand
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no worker started a video in 120 s"
+        time.sleep(0.01)
+    os.kill(int(temps[0].name.split(".")[-2]), signal.SIGKILL)  # .<name>.parquet.<pid>.tmp
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 3, stderr
+    errors = [json.loads(line) for line in (out / ERRORS_FILE).read_text().splitlines()]
+    assert len(errors) == 1 and "worker process died" in errors[0]["error"]  # the video it had in hand
+    assert len(list(out.glob("*.parquet"))) == 3 and leftovers(out) == []
+    assert "3 of 4 videos" in stdout and "1 failed" in stdout
+
+
 def test_a_resume_with_another_layout_or_config_is_refused(local_long, clips):
     out, _ = local_long
     with pytest.raises(ConfigError, match="layout"):
