@@ -90,6 +90,9 @@ TILE_MIN_HANDS = 3
 CROWD_FLOOR = 0.1
 TILE_SHARE = 0.65  # a tile's side over its view's: 2x2 tiles overlap by 0.3 of the view
 TILE_DEPTH = 2  # tiles of tiles, at most
+#: A tile's own detections count from this score (or min_score if higher): a tile magnifies
+#: clutter as well as hands; a hand seen in a tile of few hands scores 0.5-0.85.
+TILE_MIN_SCORE = 0.5
 TILE_MIN_PX = 64
 
 
@@ -115,7 +118,8 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
         square, scale, offset = letterbox(image[y0:y0 + vh, x0:x0 + vw], size)
         heat, geom = run(square)
         shift = np.array([x0, y0], np.float64)
-        for d in decode(heat, geom, size, scale, offset, min_score, max_hands, stride):
+        floor = min_score if depth == 0 else max(min_score, TILE_MIN_SCORE)
+        for d in decode(heat, geom, size, scale, offset, floor, max_hands, stride):
             d.center, d.wrist, d.middle_mcp = d.center + shift, d.wrist + shift, d.middle_mcp + shift
             half = d.side / 2
             cut = ((x0 > 0 and d.center[0] - half < x0) or (y0 > 0 and d.center[1] - half < y0)
