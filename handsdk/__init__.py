@@ -18,7 +18,7 @@ from .errors import (
                      PluginNotFoundError,
                      SourceError,
 )
-from .extract import extract
+from .extraction import extract
 from .hookspecs import hookimpl
 from .tracker import Tracker
 from .types import (

@@ -202,7 +202,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     """Landmarks from many videos into Parquet (handsdk.extract); exit status 3 when the batch
     finished but some videos failed (listed in DIR/_errors.jsonl)."""
-    from .extract import extract
+    from .extraction import extract
 
     summary = extract(args.inputs, args.out, config=args.config, layout=args.layout, engine=args.engine,
                       workers=args.workers, resume=args.resume, ray_address=args.ray_address,

@@ -40,7 +40,7 @@ def copies(video: Path, folder: Path, n: int) -> list[Path]:
 
 
 def run_extract(videos: list[Path], out: Path, engine: str, workers: int) -> dict[str, Any]:
-    from handsdk.extract import extract
+    from handsdk.extraction import extract
 
     s = extract(videos, out, engine=engine, workers=workers, progress=False)
     rss = [v for v in s.peak_rss_mb.values() if v == v]
@@ -95,7 +95,7 @@ def stage_profile(video: Path) -> dict[str, float]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from handsdk.extract import VideoExtractor, _prepare_config, _Rows
+    from handsdk.extraction import VideoExtractor, _prepare_config, _Rows
     from handsdk.sources import open_source
 
     src = open_source(str(video), "video")

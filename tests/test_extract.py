@@ -23,7 +23,7 @@ import pyarrow.dataset as pads  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from handsdk import ConfigError, MissingDependencyError, Tracker  # noqa: E402
-from handsdk.extract import (  # noqa: E402
+from handsdk.extraction import (  # noqa: E402
     ERRORS_FILE,
     MANIFEST_FILE,
     _assign_sides,
