@@ -21,10 +21,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .backend import check_backend, load_runner
 from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
-from .detection import Detection, decode, letterbox
-from .errors import ConfigError, HandSDKError, ModelError, OutputError, SourceError, worth_logging
+from .detection import Detection, detect_hands
+from .errors import ConfigError, HandSDKError, OutputError, SourceError, worth_logging
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
@@ -33,7 +34,7 @@ from .geometry import (
     rect_iou,
     warp_crop,
 )
-from .models import ModelSpec, model_spec
+from .models import model_spec
 from .outputs import input_paths, refuse_clashes, tracker_inputs
 from .plugins import call_hook_safely, get_component
 from .sources import open_source, stall_guard
@@ -43,39 +44,6 @@ log = logging.getLogger(__name__)
 
 #: A hand re-detected this many frames after its track was lost, where it was, keeps its id.
 LOST_TRACK_FRAMES = 5
-
-
-#: What the tracker reads from each model's outputs, in the manifest's order (None: any size).
-EXPECTED_OUTPUTS: dict[str, list[tuple[int | None, ...]]] = {
-    "landmark": [(1, 21, 3), (1, 21), (1, 1), (1, 1)],  # landmarks, confidence, presence, handedness
-    "detector": [(1, 1, None, None), (1, 7, None, None)],  # centre heatmap, crop geometry
-}
-
-
-def _checked(runner: Any, spec: ModelSpec) -> Any:
-    """``runner`` after one inference on a blank input: a model file of the wrong kind (the
-    detector given as the landmark model, another input size, other outputs) fails here with a
-    :class:`ModelError` naming it, not inside ``detect()`` with a runtime's own error."""
-    size = spec.input_size
-    where = f"the {spec.name} model ({spec.override or spec.root / 'manifest.json'})"
-    try:
-        outs = runner(np.zeros((1, size, size, 3), np.float32))
-    except Exception as exc:  # each runtime raises its own kinds
-        raise ModelError(f"{where} does not run on a 1x{size}x{size}x3 NHWC float32 input, as the manifest "
-                         f"says it should: {exc}") from exc
-    expected = EXPECTED_OUTPUTS.get(spec.name, [])
-    got = [tuple(np.shape(o)) for o in outs]
-    if len(got) < len(expected) or not all(_fits(g, e) for g, e in zip(got, expected, strict=False)):
-        want = ", ".join(str(tuple("any" if a is None else a for a in e)) for e in expected)
-        raise ModelError(f"{where} gives outputs of shapes {got}; the tracker reads {want} "
-                         f"({', '.join(spec.outputs)})")
-    return runner
-
-
-def _fits(got: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
-    if expected == (1, 1):  # one number per item: (N,) or (N, 1) both read the same
-        return len(got) >= 1 and got[0] == 1 and int(np.prod(got[1:])) == 1
-    return len(got) == len(expected) and all(e is None or e == g for g, e in zip(got, expected, strict=True))
 
 
 @dataclass
@@ -107,7 +75,8 @@ class Tracker:
         self._closed = False
         self._busy = threading.Lock()  # process() is not re-entrant: one video's state
         be = get_component("backend", cfg.backend.name, f"{cfg.origin} [backend]")
-        self.backend = build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}")
+        self.backend = check_backend(
+            build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}"), be.describe())
         # a backend may run a whole detect+landmark pipeline itself (the mediapipe baseline)
         self._pipeline = bool(getattr(self.backend, "runs_whole_pipeline", False))
         self.consumers: list[ConsumerSlot] = []
@@ -116,9 +85,9 @@ class Tracker:
             self.landmark_spec = model_spec("landmark", m.manifest, m.landmark)
             self.detector_spec = model_spec("detector", m.manifest, m.detector)
             if not self._pipeline:
-                self._landmark = _checked(self.backend.load(self.landmark_spec, m.variant), self.landmark_spec)
-                self._detector = _checked(self.backend.load(self.detector_spec, m.variant), self.detector_spec)
-            self.crop_scale = float(self.landmark_spec.entry.get("crop_scale", 1.5))
+                self._landmark = load_runner(self.backend, self.landmark_spec, m.variant, be.describe())
+                self._detector = load_runner(self.backend, self.detector_spec, m.variant, be.describe())
+            self.crop_scale = self.landmark_spec.crop_scale
             self._filter_factory = get_component("filter", cfg.filter.name, f"{cfg.origin} [filter]").factory
             self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
             build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
@@ -140,7 +109,7 @@ class Tracker:
         self._dropped = 0  # frames live mode dropped in earlier runs
         self._ids = itertools.count(1)
         self.reset()
-        self.stats = {"frames": 0, "detector_calls": 0, "filter_errors": 0}
+        self.stats = {"frames": 0, "detector_calls": 0, "filter_errors": 0, "nonfinite_hands": 0}
         call_hook_safely("handsdk_on_tracker_start", tracker=self)
 
     @classmethod
@@ -198,13 +167,15 @@ class Tracker:
     # -- models ------------------------------------------------------------------------------
     # Models take RGB; frames stay BGR and only the small model inputs are converted.
     def _run_detector(self, bgr: np.ndarray) -> list[Detection]:
-        size = self.detector_spec.input_size
-        square, scale, offset = letterbox(bgr, size)
-        square = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
-        heat, geom = self._detector(square[None].astype(np.float32) * (1 / 255.0))[:2]
-        self.stats["detector_calls"] += 1
-        return decode(heat[0, 0], geom[0], size, scale, offset,
-                      self.config.tracker.min_detection_confidence, self.config.tracker.max_hands)
+        def run(square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+            heat, geom = self._detector(rgb[None].astype(np.float32) * (1 / 255.0))[:2]
+            self.stats["detector_calls"] += 1
+            return heat[0, 0], geom[0]
+
+        t = self.config.tracker
+        return detect_hands(run, bgr, self.detector_spec.input_size, self.detector_spec.stride,
+                            t.min_detection_confidence, t.max_hands)
 
     def _run_landmarks(self, bgr: np.ndarray, rects: list[RotatedRect], mirror: bool = False) -> list[dict[str, Any]]:
         """One landmark reading per rect (one batch); with ``mirror`` the crops are read mirrored
@@ -256,6 +227,28 @@ class Tracker:
         return [max(tried[i:i + len(turns)],
                     key=lambda f: (self._is_hand(f), f["presence"] * float(np.mean(f["confidence"]))))
                 for i in range(0, len(tried), len(turns))]
+
+    def _finite(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The readings whose numbers are all finite. A backend that gives NaN or infinity for a
+        hand (landmarks, confidences, presence, handedness) loses that hand, counted in
+        ``stats["nonfinite_hands"]`` and logged (the first three, then every 100th): NaN never
+        reaches a :class:`Hand`, a consumer or a jsonl line (where it is not JSON)."""
+        keep = []
+        for f in found:
+            try:
+                ok = all(np.isfinite(np.asarray(f[k], np.float64)).all()
+                         for k in ("landmarks", "confidence", "presence", "right"))
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if ok:
+                keep.append(f)
+                continue
+            self.stats["nonfinite_hands"] += 1
+            n = self.stats["nonfinite_hands"]
+            if worth_logging(n):
+                log.error("backend %r gave non-finite values (NaN or infinity) for a hand on frame %d; "
+                          "the hand is dropped (%d so far)", self.config.backend.name, self._frame_index, n)
+        return keep
 
     def _is_hand(self, found: dict[str, Any]) -> bool:
         """Whether a landmark reading counts as a hand: presence and mean landmark confidence
@@ -314,7 +307,7 @@ class Tracker:
                 found = [b if b["presence"] >= a["presence"] - 0.1 else a for a, b in zip(found, again, strict=True)]
             if t.mirror_new and found:
                 found = self._with_mirror(bgr, found)
-        found = [f for f in found if self._is_hand(f)]
+        found = [f for f in self._finite(found) if self._is_hand(f)]
         found = self._dedupe(found)[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
         for slot in self.consumers:
@@ -409,7 +402,7 @@ class Tracker:
             found = held + fresh
             for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
-        found = [f for f in found if self._is_hand(f)]
+        found = [f for f in self._finite(found) if self._is_hand(f)]
         found = self._dedupe(found)[: cfg.max_hands]
         t3 = time.perf_counter()
         timings["landmarks"] = (t3 - t2) * 1000
