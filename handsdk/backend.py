@@ -9,10 +9,8 @@ one error naming it when the tracker is built, not a foreign error on some later
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
@@ -79,7 +77,20 @@ EXPECTED_OUTPUTS: dict[str, list[tuple[int | str | None, ...]]] = {
 PROBABILITIES = {"landmark": (1, 2, 3), "detector": (0,)}
 #: The models the tracker runs on batches of crops (the detector sees one frame at a time).
 BATCHED = ("landmark",)
-SELF_CHECK = Path(__file__).with_name("selfcheck")
+#: The rendered frame the self-check reads (``handsdk.synthetic``: exact landmarks, no data
+#: file shipped): frame SELF_CHECK_FRAME of the synthetic clip of seed SELF_CHECK_SEED.
+SELF_CHECK_SEED, SELF_CHECK_FRAME = 3, 0
+
+
+def known_hand() -> tuple[np.ndarray, np.ndarray]:
+    """A frame with one hand whose landmarks are exact (BGR image, (21, 3) points): a render of
+    ours, so nothing but code is shipped for it."""
+    from .synthetic import synthetic_clip
+
+    for i, frame in enumerate(synthetic_clip(SELF_CHECK_FRAME + 1, seed=SELF_CHECK_SEED)):
+        if i == SELF_CHECK_FRAME:
+            return frame.image, np.asarray(frame.landmarks[0], np.float32)
+    raise AssertionError("the synthetic clip is shorter than its own self-check frame")
 
 
 def check_backend(obj: Any, who: str) -> Any:
@@ -203,15 +214,14 @@ def _fits(got: tuple[int, ...], expected: tuple[int | str | None, ...], n: int) 
 
 
 def self_check(runner: CheckedRunner, spec: ModelSpec) -> None:
-    """A model file the manifest does not list must find a known hand (a sign_digits photo with
-    MediaPipe's landmarks, ``handsdk/selfcheck/``) and nothing on a blank one: a file with the
+    """A model file the manifest does not list must find a known hand (:func:`known_hand`, a
+    rendered frame with exact landmarks) and nothing on a blank one: a file with the
     right shapes and untrained weights (presence ≈ 0.5 everywhere: "hands" on every frame) is a
     :class:`ModelError`, not a tracker that reports noise."""
     from .detection import decode, letterbox
     from .geometry import image_points_to_crop, rect_from_landmarks, warp_crop
 
-    photo = cv2.imread(str(SELF_CHECK / "hand.jpg"))
-    ref = np.array(json.loads((SELF_CHECK / "hand.json").read_text())["points"], np.float32)
+    photo, ref = known_hand()
     size = spec.input_size
     hand = rect_from_landmarks(ref, 1.0)
     if spec.name == "landmark":
@@ -223,15 +233,13 @@ def self_check(runner: CheckedRunner, spec: ModelSpec) -> None:
         ok = found >= 0.5 and blank < 0.5 and err <= 0.1
         detail = (f"presence {found:.2f} on the hand (needs >= 0.5) and {blank:.2f} on a grey crop "
                   f"(needs < 0.5); landmarks {err:.2f} crop sides from the hand's (needs <= 0.1)")
-    elif spec.name == "detector":  # the photo off-centre in a larger frame: a random peak misses it
-        frame = np.full((3 * photo.shape[0], 3 * photo.shape[1], 3), 128, np.uint8)
-        frame[: photo.shape[0], photo.shape[1]: 2 * photo.shape[1]] = photo
-        square, scale, offset = letterbox(frame, size)
+    elif spec.name == "detector":  # the hand lies off the frame's centre: a random peak misses it
+        square, scale, offset = letterbox(photo, size)
         square = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
         heat, geom = runner(square[None])[:2]
         blank = float(runner(np.full_like(square[None], 0.5))[0].max())
         dets = decode(heat[0, 0], geom[0], size, scale, offset, 0.3, 1, spec.stride)
-        centre = np.add(hand.center, (photo.shape[1], 0))
+        centre = np.asarray(hand.center)
         miss = (float(np.hypot(*np.subtract(dets[0].center, centre))) / hand.size[0]
                 if dets else float("inf"))
         ratio = dets[0].side / hand.size[0] if dets else 0.0
