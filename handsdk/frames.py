@@ -16,11 +16,14 @@ import numpy as np
 
 from .errors import FrameError
 
+#: The tracker letterboxes any frame for the detector and cuts hand crops from it, so any
+#: shape works — a 20000x300 panorama, an 8x8 thumbnail; the bounds are a frame with some area
+#: and one that fits in memory (OpenCV's own reading limit, 2**30 pixels).
+MIN_SIDE, MAX_PIXELS = 2, 1 << 30
 ACCEPTED = (
     "a numpy array of shape (H, W) grey, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA; dtype uint8, "
-    "uint16, or float in [0, 1] or [0, 255]; at least 16x16 and at most 16384 pixels a side"
+    f"uint16, or float in [0, 1] or [0, 255]; at least {MIN_SIDE}x{MIN_SIDE} and at most {MAX_PIXELS:,} pixels"
 )
-MIN_SIDE, MAX_SIDE = 16, 16384
 
 
 def as_bgr(image: Any, name: str = "image") -> np.ndarray:
@@ -35,7 +38,7 @@ def as_bgr(image: Any, name: str = "image") -> np.ndarray:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise FrameError(f"{name} has shape {image.shape}; expected {ACCEPTED}")
     h, w = image.shape[:2]
-    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+    if min(h, w) < MIN_SIDE or h * w > MAX_PIXELS:
         raise FrameError(f"{name} is {w}x{h} pixels; expected {ACCEPTED}")
     if image.dtype == np.uint8:
         out = image

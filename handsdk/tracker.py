@@ -25,7 +25,7 @@ from .backend import check_backend, load_runner
 from .config import DETECTOR_ROTATIONS, Config, build_component, load_config
 from .consumers import AsyncSinks, ConsumerSlot
 from .detection import Detection, detect_hands
-from .errors import ConfigError, HandSDKError, OutputError, SourceError, worth_logging
+from .errors import ConfigError, FrameError, HandSDKError, OutputError, SourceError, worth_logging
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
@@ -34,16 +34,25 @@ from .geometry import (
     rect_iou,
     warp_crop,
 )
+from .lifecycle import CloseGuard
 from .models import model_spec
 from .outputs import input_paths, refuse_clashes, tracker_inputs
 from .plugins import call_hook_safely, get_component
-from .sources import open_source, stall_guard
+from .sources import ReadAhead, open_source, sane_fps
 from .types import FrameResult, Hand, Handedness, RotatedRect, hand_size
 
 log = logging.getLogger(__name__)
 
 #: A hand re-detected this many frames after its track was lost, where it was, keeps its id.
 LOST_TRACK_FRAMES = 5
+
+#: How long ``close()`` waits for a frame being processed on another thread before leaving the
+#: release to that thread (seconds).
+CLOSE_WAIT_S = 10.0
+
+#: Timestamps beyond this (ms; float64's 2**53) cannot time frames a millisecond apart:
+#: 1.8e18 is epoch nanoseconds passed as milliseconds, and its frames would all look simultaneous.
+MAX_TIMESTAMP_MS = 2.0**53
 
 
 @dataclass
@@ -72,8 +81,9 @@ class Tracker:
     def __init__(self, config: str | Path | Mapping[str, Any] | Config | None = None):
         self.config = load_config(config)
         cfg = self.config
-        self._closed = False
+        self._guard = CloseGuard("the tracker")  # close() never releases under a running frame
         self._busy = threading.Lock()  # process() is not re-entrant: one video's state
+        self._readers: set[ReadAhead] = set()  # runs' reader threads, stopped by close()
         be = get_component("backend", cfg.backend.name, f"{cfg.origin} [backend]")
         self.backend = check_backend(
             build_component(be.factory, cfg.backend.options, f"{cfg.origin} [backend] {be.name!r}"), be.describe())
@@ -124,6 +134,8 @@ class Tracker:
         self._lost: list[tuple[_Track, int]] = []  # recently lost tracks, with the frame they left
         self._frame_index = 0
         self._last_ts: float | None = None
+        self._first_ts: float | None = None  # filters run on time since the stream's first frame
+        self._warned_ts = False
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> Tracker:
@@ -137,12 +149,23 @@ class Tracker:
                 raise
             log.error("%s", later)  # a write already failed: that first failure is the one raised
 
+    @property
+    def _closed(self) -> bool:
+        return self._guard.closed
+
     def close(self) -> None:
-        """Flush and close consumers (writers finish their files); safe to call twice. A writer
-        that could not finish its file raises its :class:`OutputError` after everything closed."""
-        if self._closed:
-            return
-        self._closed = True
+        """Flush and close consumers (writers finish their files) and the backend. Safe to call
+        twice and from any thread: a frame being processed on another thread is finished first
+        (after ``CLOSE_WAIT_S`` the release is left to that thread, so nothing is released under
+        a running frame), and a ``run()`` in progress ends before its next frame. A writer that
+        could not finish its file raises its :class:`OutputError` after everything closed."""
+        for reader in list(self._readers):  # a run left suspended: its source thread stops
+            reader.stop()
+        self._guard.close(self._release, CLOSE_WAIT_S)
+
+    def _release(self) -> None:
+        """What :meth:`close` releases once no frame is in flight; the first write failure is
+        raised after everything else is closed."""
         failed: OutputError | None = None
         if self._async is not None:
             try:
@@ -292,8 +315,12 @@ class Tracker:
         with ``mirror_new`` the final crop is read again averaged with its mirror image; then
         readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
         """
-        if self._closed:
-            raise HandSDKError("this Tracker is closed; create a new one")
+        with self._guard.call() as open_:  # close() on another thread waits for this image
+            if not open_:
+                raise HandSDKError("this Tracker is closed; create a new one")
+            return self._detect(image)
+
+    def _detect(self, image: np.ndarray) -> list[Hand]:
         bgr = as_bgr(image)
         t = self.config.tracker
         if self._pipeline:
@@ -346,22 +373,30 @@ class Tracker:
         """Track hands in the next video frame; returns a :class:`FrameResult`.
 
         ``timestamp_ms`` drives the filters; without it frames are assumed ``1000 / fps`` apart.
-        A timestamp that repeats or goes backwards is moved just after the previous one.
-        Two threads calling it at once get a :class:`HandSDKError`, not mixed-up tracks.
+        A timestamp that repeats or goes backwards is moved just after the previous one; one
+        beyond ±2**53 ms (nanoseconds passed as milliseconds) is replaced by a derived one.
+        Two threads calling it at once get a :class:`HandSDKError`, not mixed-up tracks; a
+        :meth:`close` from another thread waits for the frame in progress.
         """
+        return self._process_one(frame, timestamp_ms, "frame")
+
+    def _process_one(self, frame: Any, timestamp_ms: float | None, name: str,
+                     path: str | None = None) -> FrameResult:
         if not self._busy.acquire(blocking=False):
             raise HandSDKError("Tracker.process was called from two threads at once; a Tracker holds "
                                "one video's state: use one Tracker per thread (or per stream)")
         try:
-            return self._process(frame, timestamp_ms)
+            with self._guard.call() as open_:
+                if not open_:
+                    raise HandSDKError("this Tracker is closed; create a new one")
+                return self._process(frame, timestamp_ms, name, path)
         finally:
             self._busy.release()
 
-    def _process(self, frame: np.ndarray, timestamp_ms: float | None) -> FrameResult:
-        if self._closed:
-            raise HandSDKError("this Tracker is closed; create a new one")
+    def _process(self, frame: np.ndarray, timestamp_ms: float | None, name: str = "frame",
+                 path: str | None = None) -> FrameResult:
         t0 = time.perf_counter()
-        bgr = as_bgr(frame, "frame")
+        bgr = as_bgr(frame, name)
         ts = self._timestamp(timestamp_ms)
         size = (bgr.shape[1], bgr.shape[0])
         if self._tracks and size != self._size:
@@ -425,7 +460,8 @@ class Tracker:
         t4 = time.perf_counter()
         timings["smooth"] = (t4 - t3) * 1000
         timings["pipeline"] = (t4 - t0) * 1000  # what consumers can show as processing FPS
-        result = FrameResult(self._frame_index, ts, hands, (bgr.shape[1], bgr.shape[0]), timings, ran_detector)
+        result = FrameResult(self._frame_index, ts, hands, (bgr.shape[1], bgr.shape[0]), timings, ran_detector,
+                             path)
         self._frame_index += 1
         self.stats["frames"] += 1
         self._emit(result, bgr)
@@ -438,7 +474,9 @@ class Tracker:
         shape or non-finite values is logged and counted, and the hand keeps its raw landmarks
         (its filter restarts) — a broken filter must not stop tracking or emit NaN hands."""
         try:
-            out = np.asarray(track.filter(raw.astype(np.float64), ts / 1000.0), np.float64)
+            # seconds since the stream's first frame: its differences stay exact at any magnitude
+            out = np.asarray(track.filter(raw.astype(np.float64), (ts - (self._first_ts or 0.0)) / 1000.0),
+                             np.float64)
             if out.shape != raw.shape or not np.isfinite(out).all():
                 raise ValueError(f"returned {'a non-finite array' if out.shape == raw.shape else f'shape {out.shape}'}"
                                  f" for landmarks of shape {raw.shape}")
@@ -469,22 +507,36 @@ class Tracker:
         return tr
 
     def _timestamp(self, timestamp_ms: float | None) -> float:
-        if timestamp_ms is None:
-            ts = self._frame_index * 1000.0 / self.config.tracker.fps
-            if self._last_ts is not None:
-                ts = max(ts, self._last_ts + 1000.0 / self.config.tracker.fps)
-        else:
+        """This frame's time (ms): the caller's, moved just after the previous one if it is not
+        later; or derived from ``tracker.fps`` when none is given or it is beyond
+        :data:`MAX_TIMESTAMP_MS`, where float64 cannot tell frames apart (with a warning, once per
+        stream). Always finite and strictly increasing."""
+        step = 1000.0 / self.config.tracker.fps
+        ts: float | None = None
+        if timestamp_ms is not None:
             try:
                 ts = float(timestamp_ms)
             except (TypeError, ValueError):
                 raise ConfigError(f"timestamp_ms must be a number, got {timestamp_ms!r}") from None
             if not np.isfinite(ts):
                 raise ConfigError(f"timestamp_ms must be finite, got {timestamp_ms!r}")
-            if self._last_ts is not None and ts <= self._last_ts:
-                log.debug("timestamp %.3f ms is not after %.3f ms; using %.3f", ts, self._last_ts,
-                          self._last_ts + 0.001)
-                ts = self._last_ts + 0.001
+            if abs(ts) > MAX_TIMESTAMP_MS:
+                if not self._warned_ts:
+                    self._warned_ts = True
+                    log.warning("timestamp %r ms is beyond ±2**53 ms, where frames cannot be told apart "
+                                "to the millisecond (nanoseconds passed as milliseconds?): frame times "
+                                "are derived from tracker.fps (%g) instead", timestamp_ms, self.config.tracker.fps)
+                ts = None
+        if ts is None:
+            ts = self._frame_index * step if self._last_ts is None else max(self._frame_index * step,
+                                                                            self._last_ts + step)
+        elif self._last_ts is not None and ts <= self._last_ts:
+            later = max(self._last_ts + 0.001, float(np.nextafter(self._last_ts, np.inf)))
+            log.debug("timestamp %.3f ms is not after %.3f ms; using %.3f", ts, self._last_ts, later)
+            ts = later
         self._last_ts = ts
+        if self._first_ts is None:
+            self._first_ts = ts
         return ts
 
     def _emit(self, result: FrameResult, frame: np.ndarray) -> None:
@@ -520,41 +572,81 @@ class Tracker:
             source, name, where = cfg_src.options.get("spec"), cfg_src.name, f"{self.config.origin} [source]"
             source_options = {**{k: v for k, v in cfg_src.options.items() if k != "spec"}, **source_options}
         refuse_clashes(self._outputs(), [("the source", p) for p in input_paths(source)])
-        if live and self._async is None:
-            self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
+        if self._closed:
+            raise HandSDKError("this Tracker is closed; create a new one")
         self.reset()
         src = source if _is_frame_iterable(source) else open_source(source, name, where, **source_options)
-        fps = getattr(src, "fps", None) or self.config.tracker.fps
+        owned = src is not source  # the run closes what it opened, on the thread that reads it
+        fps = sane_fps(getattr(src, "fps", None), f"the source {type(src).__name__}") or self.config.tracker.fps
         if stall_timeout is None and isinstance(source, int) and not isinstance(source, bool):
             stall_timeout = 5.0
-        frames = stall_guard(src, stall_timeout) if stall_timeout else iter(src)
+        reader = None
+        if stall_timeout:
+            reader = ReadAhead(src, stall_timeout, getattr(src, "close", None) if owned else None)
+            self._readers.add(reader)
+        frames = reader if reader is not None else iter(src)
         i = 0
+        skipped: list[str] = []  # photos the tracker could not take
+        bad_times = 0
         try:
+            if live and self._async is None:
+                self._async = AsyncSinks([s for s in self.consumers if s.kind != "classifier"])
             for slot in self.consumers:  # outputs are created now: a bad one fails before any frame
                 slot.open()
             while max_frames is None or i < max_frames:
+                if self._closed:  # close() from another thread: the run ends here
+                    log.info("the tracker was closed: the run ends after %d frames", i)
+                    return
                 try:
                     item = next(frames)
                 except StopIteration:
+                    if i == 0 and skipped:
+                        raise SourceError(f"no frame of the source could be tracked: {len(skipped)} skipped "
+                                          f"({'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''})") from None
+                    if i == 0 and owned and not skipped:
+                        why = (f"nothing within the stall timeout of {stall_timeout:g} s"
+                               if reader is not None and reader.stalled else "it ended at once")
+                        raise SourceError(f"the source {_describe_spec(source)} gave no frames ({why})") from None
                     return
                 except Exception as exc:  # a camera unplugged, a file cut short: end cleanly
                     if i == 0:
+                        if isinstance(exc, SourceError):
+                            raise
                         raise SourceError(f"the source failed before its first frame: {exc}") from exc
                     log.error("source failed after %d frames (%s: %s); ending the run", i,
                               type(exc).__name__, exc)
                     return
-                if isinstance(item, tuple):
-                    frame, ts = item
-                elif hasattr(item, "image"):
-                    frame, ts = item.image, getattr(item, "timestamp_ms", i * 1000.0 / fps)
-                else:
-                    frame, ts = item, i * 1000.0 / fps
-                yield self.process(frame, ts)
+                frame, ts, path = _unpack(item)
+                if ts is not None and not _finite(ts):
+                    bad_times += 1
+                    if worth_logging(bad_times):
+                        log.warning("the source gave frame %d the timestamp %r: derived from its frame rate "
+                                    "(%g fps) instead", i, ts, fps)
+                    ts = None
+                label = f"frame {i} of the source" if path is None else f"photo {path}"
+                try:
+                    result = self._process_one(frame, i * 1000.0 / fps if ts is None else ts, label, path)
+                except FrameError as exc:
+                    if path is None:
+                        raise
+                    skipped.append(str(exc))  # one bad photo does not end the run
+                    log.warning("skipping %s", exc)
+                    continue
+                except HandSDKError:
+                    if self._closed:
+                        log.info("the tracker was closed: the run ends after %d frames", i)
+                        return
+                    raise
+                yield result
                 i += 1
         finally:
-            close = getattr(src, "close", None)
-            if close is not None and src is not source:
-                close()
+            if reader is not None:  # its thread closes the source after its last read
+                self._readers.discard(reader)
+                reader.close()
+            elif owned:  # this thread read it, and no read is in progress: close here
+                close = getattr(src, "close", None)
+                if close is not None:
+                    close()
             if live and self._async is not None:  # the sinks finish what is queued; later calls run them inline
                 sinks, self._async = self._async, None
                 try:
@@ -566,6 +658,29 @@ class Tracker:
     def dropped_frames(self) -> int:
         """Frames live mode did not hand to the sinks because they fell behind (all runs so far)."""
         return self._dropped + (self._async.dropped if self._async is not None else 0)
+
+
+def _unpack(item: Any) -> tuple[Any, Any, str | None]:
+    """A source's item as (frame, timestamp or None, the file it came from or None)."""
+    path = getattr(item, "path", None)
+    path = str(path) if isinstance(path, (str, Path)) else None
+    if isinstance(item, tuple) and len(item) == 2:
+        return item[0], item[1], path
+    if hasattr(item, "image"):
+        return item.image, getattr(item, "timestamp_ms", None), path
+    return item, None, path
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe_spec(spec: Any) -> str:
+    text = repr(str(spec) if isinstance(spec, Path) else spec)
+    return text if len(text) <= 120 else text[:120] + "…"
 
 
 def _is_frame_iterable(obj: Any) -> bool:

@@ -159,9 +159,10 @@ class FrameResult:
     image_size: tuple[int, int]  # (width, height)
     timings: dict[str, float] = field(default_factory=dict)
     detector_ran: bool = False
+    path: str | None = None  # the file the frame came from (a photo of a folder), when known
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "frame": self.frame_index,
             "timestamp_ms": round(float(self.timestamp_ms), 3),
             "image_size": list(self.image_size),
@@ -169,6 +170,9 @@ class FrameResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "hands": [h.to_dict() for h in self.hands],
         }
+        if self.path is not None:
+            out["path"] = self.path
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameResult:
@@ -176,4 +180,5 @@ class FrameResult:
         ``FrameResult.from_dict(json.loads(line))``."""
         return cls(frame_index=int(d["frame"]), timestamp_ms=float(d["timestamp_ms"]),
                    hands=[Hand.from_dict(h) for h in d["hands"]], image_size=tuple(d["image_size"]),
-                   timings=dict(d.get("timings", {})), detector_ran=bool(d.get("detector_ran", False)))
+                   timings=dict(d.get("timings", {})), detector_ran=bool(d.get("detector_ran", False)),
+                   path=d.get("path"))

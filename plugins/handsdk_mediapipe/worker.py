@@ -12,16 +12,25 @@ prints one JSON object (so no pipe overhead is charged to MediaPipe).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
 
 import numpy as np
 
-try:  # handsdk's parser (one error line) where handsdk is importable; MediaPipe's own virtualenv
-    from handsdk.script import ArgumentParser  # has no handsdk, and there the plain one serves
-except ImportError:
-    from argparse import ArgumentParser
+try:  # handsdk's parser (no prefix matching, one error line) where handsdk is importable
+    from handsdk.script import ArgumentParser
+except ImportError:  # MediaPipe's own virtualenv has no handsdk: the same two rules, here
+    import argparse
+
+    class ArgumentParser(argparse.ArgumentParser):  # type: ignore[no-redef]
+        def __init__(self, *args, **kwargs):
+            kwargs["allow_abbrev"] = False
+            super().__init__(*args, **kwargs)
+
+        def error(self, message):
+            self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")
 
 
 def _hands(complexity: int, still: bool, max_hands: int, min_det: float, min_track: float):
@@ -44,9 +53,12 @@ def _convert(res, w: int, h: int) -> list[dict]:
 
 
 def serve(args) -> None:
+    # the protocol gets stdout to itself: anything a library prints goes to stderr instead
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     video = _hands(args.complexity, False, args.max_hands, args.min_detection, args.min_tracking)
     still = _hands(args.complexity, True, args.max_hands, args.min_detection, args.min_tracking)
-    inp, out = sys.stdin.buffer, sys.stdout
+    inp = sys.stdin.buffer
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     while True:
