@@ -169,8 +169,11 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
         for k in ("min_detection_confidence", "min_presence_confidence", "min_landmark_confidence"):
             if not 0.0 <= getattr(t, k) <= 1.0:
                 raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
-        if not math.isfinite(t.fps) or t.fps <= 0:
-            raise ConfigError(f"{origin} [tracker]: fps must be > 0, got {t.fps}")
+        from .sources import MAX_FPS, MIN_FPS  # the frame rates a source may report, too
+
+        if not (math.isfinite(t.fps) and MIN_FPS <= t.fps <= MAX_FPS):  # 5e-324 or 1e308: infinite times
+            raise ConfigError(f"{origin} [tracker]: fps must be a number in [{MIN_FPS:g}, {MAX_FPS:g}], "
+                              f"got {t.fps}")
         if t.detector_interval < 0:
             raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
         if t.new_hand_interval < 1:
