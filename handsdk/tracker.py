@@ -38,7 +38,7 @@ from .lifecycle import CloseGuard
 from .models import model_spec
 from .outputs import input_paths, refuse_clashes, tracker_inputs
 from .plugins import call_hook_safely, get_component
-from .sources import ReadAhead, open_source, sane_fps
+from .sources import ReadAhead, Source, open_source, sane_fps
 from .types import FrameResult, Hand, Handedness, RotatedRect, hand_size
 
 log = logging.getLogger(__name__)
@@ -580,6 +580,10 @@ class Tracker:
         fps = sane_fps(getattr(src, "fps", None), f"the source {type(src).__name__}") or self.config.tracker.fps
         if stall_timeout is None and isinstance(source, int) and not isinstance(source, bool):
             stall_timeout = 5.0
+        if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and not isinstance(
+                stall_timeout, bool) and _finite(stall_timeout) and stall_timeout > 0):
+            raise ConfigError(f"stall_timeout must be a number of seconds > 0 (or None: no timeout), "
+                              f"got {stall_timeout!r}")
         reader = None
         if stall_timeout:
             reader = ReadAhead(src, stall_timeout, getattr(src, "close", None) if owned else None)
@@ -603,10 +607,11 @@ class Tracker:
                     if i == 0 and skipped:
                         raise SourceError(f"no frame of the source could be tracked: {len(skipped)} skipped "
                                           f"({'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''})") from None
-                    if i == 0 and owned and not skipped:
+                    if i == 0 and not self._closed and (owned or isinstance(src, Source)):  # not a [] list
                         why = (f"nothing within the stall timeout of {stall_timeout:g} s"
                                if reader is not None and reader.stalled else "it ended at once")
-                        raise SourceError(f"the source {_describe_spec(source)} gave no frames ({why})") from None
+                        what = next((getattr(src, a) for a in ("spec", "path", "folder") if hasattr(src, a)), source)
+                        raise SourceError(f"the source {_describe_spec(what)} gave no frames ({why})") from None
                     return
                 except Exception as exc:  # a camera unplugged, a file cut short: end cleanly
                     if i == 0:

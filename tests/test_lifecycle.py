@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import re
+import struct
 import textwrap
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +296,34 @@ def test_a_stalled_source_is_not_released_under_its_read(fake_backend, register_
     assert events == ["read", "read returned", "close"]  # closed by its reader, after the read
 
 
+def test_a_source_that_gives_no_frame_is_a_source_error(fake_backend):
+    """A camera that never delivers (or a source that ends at once) is an error, exit status 2
+    on the command line, not a run of 0 frames; an empty list of frames is just empty."""
+    gate = threading.Event()
+
+    class Silent:
+        fps, spec = 30.0, 7
+
+        def __init__(self, hang: bool):
+            self.hang = hang
+
+        def __iter__(self):
+            if self.hang:
+                gate.wait(20)
+            return iter(())
+
+        def close(self):
+            pass
+
+    with Tracker(fake_backend.config()) as t:
+        with pytest.raises(SourceError, match=r"the source 7 gave no frames \(it ended at once\)"):
+            list(t.run(Silent(False)))
+        with pytest.raises(SourceError, match=r"gave no frames \(nothing within the stall timeout of 0.3 s\)"):
+            list(t.run(Silent(True), stall_timeout=0.3))
+        gate.set()
+        assert list(t.run([])) == []
+
+
 def test_close_from_a_sink_on_the_run_thread_does_not_deadlock(fake_backend, lifecycle_plugins, register_plugin):
     """A sink that closes its own tracker (a 'q' key) is inside the frame close() would wait
     for: the release is left to that frame's end, at once."""
@@ -379,17 +409,21 @@ def test_a_fifo_in_a_folder_is_skipped_not_waited_on(tmp_path, fake_backend, cap
     os.mkfifo(folder / "b.png")
     (folder / "c.jpg").mkdir()  # a folder with an image's name
     _photo(folder / "d.png", 64, 48)
+    (folder / "e.jpg").symlink_to("/dev/zero")  # endless bytes, were it read
     os.mkfifo(tmp_path / "alone.png")
+    os.mkfifo(tmp_path / "pipe.mp4")
     with Tracker(fake_backend.config()) as t, caplog.at_level(logging.WARNING):
         done, out = _in_thread(lambda: [r.path for r in t.run(folder)], timeout=30)
         if not done:  # unblock the reader of the old code, then fail
             os.close(os.open(folder / "b.png", os.O_WRONLY | os.O_NONBLOCK))
         assert done, "a FIFO in the folder blocked the run"
         assert out["value"] == [str(folder / "a.png"), str(folder / "d.png")]
-        done, out = _in_thread(lambda: list(t.run(tmp_path / "alone.png")), timeout=30)
-        assert done and isinstance(out["error"], SourceError) and "FIFO" in str(out["error"])
+        for alone in ("alone.png", "pipe.mp4"):
+            done, out = _in_thread(lambda alone=alone: list(t.run(tmp_path / alone)), timeout=30)
+            assert done and isinstance(out["error"], SourceError) and "a FIFO" in str(out["error"])
     assert re.search(r"skipping .*b\.png: not a regular file \(a FIFO\)", caplog.text)
     assert re.search(r"skipping .*c\.jpg: not a regular file \(a folder\)", caplog.text)
+    assert re.search(r"skipping .*e\.jpg: not a regular file \(a character device\)", caplog.text)
 
 
 def test_bad_photos_are_skipped_and_named_and_the_run_goes_on(tmp_path, fake_backend, caplog):
@@ -403,6 +437,11 @@ def test_bad_photos_are_skipped_and_named_and_the_run_goes_on(tmp_path, fake_bac
     _photo(folder / "c_panorama.png", 20000, 300)
     _photo(folder / "d_dot.png", 1, 1)
     (folder / "e_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    ok, png = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))  # a header claiming 100000x100000
+    bomb = bytearray(png.tobytes())
+    bomb[16:24] = struct.pack(">II", 100_000, 100_000)
+    bomb[29:33] = struct.pack(">I", zlib.crc32(bytes(bomb[12:29])))
+    (folder / "e_huge.png").write_bytes(bomb)
     _photo(folder / "f.png", 48, 64)
     lines = tmp_path / "out.jsonl"
     with (Tracker(fake_backend.config(consumers=[{"name": "jsonl", "path": str(lines)}])) as t,
@@ -413,6 +452,7 @@ def test_bad_photos_are_skipped_and_named_and_the_run_goes_on(tmp_path, fake_bac
     assert [r.image_size for r in results[1:3]] == [(8, 8), (20000, 300)]
     assert re.search(r"skipping photo .*d_dot\.png is 1x1 pixels", caplog.text)
     assert re.search(r"skipping .*e_corrupt\.jpg: not an image", caplog.text)
+    assert re.search(r"skipping .*e_huge\.png: OpenCV cannot read it", caplog.text)
     assert [Path(json.loads(x)["path"]).name for x in lines.read_text().splitlines()] == names
 
 
@@ -482,8 +522,12 @@ def test_non_finite_source_timestamps_are_derived(fake_backend):
     with Tracker(fake_backend.config()) as t:
         stamps = [r.timestamp_ms for r in t.run(items)]
     assert all(np.isfinite(stamps)) and all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
-    with pytest.raises(ConfigError, match="option 'fps' must be a number"):
-        Tracker(fake_backend.config()).run("synthetic", fps=4.9e-324).__next__()
+    with Tracker(fake_backend.config()) as t:
+        with pytest.raises(ConfigError, match="option 'fps' must be a number"):
+            next(t.run("synthetic", fps=4.9e-324))
+        for bad in (0, -1.0, float("nan"), float("inf"), "5"):
+            with pytest.raises(ConfigError, match="stall_timeout must be a number of seconds > 0"):
+                next(t.run(_frames(2), stall_timeout=bad))
 
 
 def test_a_video_whose_header_says_an_absurd_fps(tmp_path, fake_backend, caplog):
