@@ -366,6 +366,40 @@ def test_a_live_sink_raising_systemexit_ends_the_run_in_bounded_time(fake_backen
     assert _extra_threads(before) == []
 
 
+def test_close_from_another_thread_during_a_live_run(tmp_path, fake_backend, lifecycle_plugins):
+    """Tracker.close() (twice, from two threads) while a live run feeds its sink thread: the run
+    ends, the sinks get nothing after their close, the jsonl holds whole lines, no thread stays."""
+    import random
+
+    before = set(threading.enumerate())
+    for k in range(15):
+        lines = tmp_path / f"live{k}.jsonl"
+        t = Tracker(fake_backend.config(consumers=[{"name": "record", "delay": 0.002},
+                                                   {"name": "jsonl", "path": str(lines)}]))
+        rec = Record.instances[-1]
+        errors: list[BaseException] = []
+
+        def run(t: Tracker = t, errors: list[BaseException] = errors) -> None:
+            try:
+                list(t.run(_frames(300), live=True))
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                errors.append(exc)
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        time.sleep(random.uniform(0.005, 0.05))
+        closers = [threading.Thread(target=t.close) for _ in range(2)]
+        for c in closers:
+            c.start()
+        for th in (runner, *closers):
+            th.join(LIVE_CLOSE_S + SLOT_CLOSE_S + 10)
+            assert not th.is_alive()
+        assert errors == [] and rec.closed_at is not None and rec.after_close == 0
+        if lines.exists():
+            assert all(json.loads(x)["frame"] >= 0 for x in lines.read_text().splitlines())
+    assert _extra_threads(before) == []
+
+
 def test_a_slow_live_sink_is_never_called_after_or_during_its_close(fake_backend, lifecycle_plugins):
     t = Tracker(fake_backend.config(consumers=[{"name": "record", "delay": 0.3}]))
     t0 = time.monotonic()
