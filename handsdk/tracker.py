@@ -574,16 +574,16 @@ class Tracker:
         refuse_clashes(self._outputs(), [("the source", p) for p in input_paths(source)])
         if self._closed:
             raise HandSDKError("this Tracker is closed; create a new one")
-        self.reset()
-        src = source if _is_frame_iterable(source) else open_source(source, name, where, **source_options)
-        owned = src is not source  # the run closes what it opened, on the thread that reads it
-        fps = sane_fps(getattr(src, "fps", None), f"the source {type(src).__name__}") or self.config.tracker.fps
         if stall_timeout is None and isinstance(source, int) and not isinstance(source, bool):
             stall_timeout = 5.0
         if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and not isinstance(
                 stall_timeout, bool) and _finite(stall_timeout) and stall_timeout > 0):
             raise ConfigError(f"stall_timeout must be a number of seconds > 0 (or None: no timeout), "
                               f"got {stall_timeout!r}")
+        self.reset()
+        src = source if _is_frame_iterable(source) else open_source(source, name, where, **source_options)
+        owned = src is not source  # the run closes what it opened, on the thread that reads it
+        fps = sane_fps(getattr(src, "fps", None), f"the source {type(src).__name__}") or self.config.tracker.fps
         reader = None
         if stall_timeout:
             reader = ReadAhead(src, stall_timeout, getattr(src, "close", None) if owned else None)
