@@ -39,6 +39,15 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def asl_clip(data_root: Path) -> Path:
+    """The shared real clip of one hand fingerspelling (325 frames, 25 fps), or a skip."""
+    clip = data_root / "asl_video" / "asl_hand.25fps.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found (the shared ASL clip)")
+    return clip
+
+
+@pytest.fixture(scope="session")
 def bundled_models() -> Path:
     """The bundled models folder with its manifest, or a skip."""
     folder = bundled_models_dir()

@@ -88,11 +88,8 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def asl(data_root: Path, bundled_models: Path) -> Path:
-    video = data_root / "asl_video" / "asl_hand.25fps.mp4"
-    if not video.is_file():
-        pytest.skip(f"{video} not found")
-    return video
+def asl(asl_clip: Path, bundled_models: Path) -> Path:
+    return asl_clip
 
 
 @pytest.fixture(scope="module")

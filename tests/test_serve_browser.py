@@ -34,14 +34,6 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def asl_clip(data_root: Path) -> Path:
-    clip = data_root / "asl_video" / "asl_hand.25fps.mp4"
-    if not clip.is_file():
-        pytest.skip(f"{clip} not found (the shared ASL clip)")
-    return clip
-
-
-@pytest.fixture(scope="module")
 def camera(asl_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 100 frames of the ASL clip as the fake camera's y4m, 640x480."""
     return write_y4m(clip_frames(asl_clip, CAMERA_FRAMES, (640, 480)), tmp_path_factory.mktemp("cam") / "asl.y4m")
