@@ -77,9 +77,14 @@ def _group_of(name: str) -> str:
     return stem.split("_jpg")[0].split("_png")[0]
 
 
-def _hash_split(group: str, valid_percent: int = 15) -> str:
-    h = int(hashlib.md5(group.encode()).hexdigest()[:8], 16)
-    return "valid" if h % 100 < valid_percent else "train"
+def stable_percent(text: str) -> int:
+    """0-99 from ``text``, the same on every machine and run: splits and samples by name."""
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % 100
+
+
+def hash_split(group: str, valid_percent: int = 15) -> str:
+    """"valid" for about ``valid_percent`` % of groups, else "train", fixed by the group's name."""
+    return "valid" if stable_percent(group) < valid_percent else "train"
 
 
 def _yolo_names(folder: Path) -> list[str]:
@@ -119,7 +124,7 @@ def _folder_photos(root: Path, dataset: str) -> Iterator[Photo]:
         for img in sorted(cls.iterdir()):
             if img.suffix.lower() in IMAGE_SUFFIXES:
                 group = f"{dataset}/{img.stem}"
-                yield Photo(img, dataset, _hash_split(group), group, cls.name)
+                yield Photo(img, dataset, hash_split(group), group, cls.name)
 
 
 def iter_photos(datasets: tuple[str, ...] = TRAINABLE + EVAL_ONLY) -> Iterator[Photo]:

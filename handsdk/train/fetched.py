@@ -14,7 +14,6 @@ the work tree (``$HANDSDK_FETCHED`` or ``~/.cache/handsdk/fetched``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import re
 import subprocess
@@ -29,7 +28,7 @@ import numpy as np
 
 from handsdk.script import ArgumentParser
 
-from ..data import fetched_root
+from ..data import fetched_root, hash_split, stable_percent
 from ..errors import ConfigError
 
 Box = tuple[float, float, float, float]  # cx, cy, w, h, normalised
@@ -49,10 +48,6 @@ class FetchedSource:
     read: Callable[[str, Callable[[str], bytes | None]], tuple[str, Box | None] | None]
     #: keep one image in ``sample`` of each group's near-duplicates (video frames)
     sample: int = 1
-
-
-def _hash_percent(text: str) -> int:
-    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % 100
 
 
 def _yolo_txt_box(text: str) -> Box | None:
@@ -178,7 +173,7 @@ def select(source: FetchedSource, files: dict[str, bytes]) -> Iterator[tuple[str
         key = Path(path).name.split(".rf.")[0]  # a Roboflow export's copies of one photo
         by_photo.setdefault(key, []).append((path, group, box))
     for key, copies in sorted(by_photo.items()):
-        if source.sample > 1 and _hash_percent(key) % source.sample:
+        if source.sample > 1 and stable_percent(key) % source.sample:
             continue
         # valid/test copies of a Roboflow export are clean; train copies may be augmented
         copies.sort(key=lambda c: ("/train/" in c[0], c[0]))
@@ -209,7 +204,7 @@ def materialize(name: str, repo: Path, root: Path | None = None, valid_percent: 
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "labels").mkdir(parents=True, exist_ok=True)
     for group, image, box in select(source, files):
-        split = "valid" if _hash_percent(f"{name}/{group}") < valid_percent else "train"
+        split = hash_split(f"{name}/{group}", valid_percent)
         n = seen[group] = seen.get(group, 0) + 1
         stem = f"{re.sub(r'[^A-Za-z0-9.-]', '-', group)}_jpg{n:05d}"
         cv2.imwrite(str(out / split / "images" / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
