@@ -157,12 +157,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--video needs --reference (per-frame landmarks JSON)")
     if not args.video and not args.images:
         raise ConfigError("give --images REFERENCE or --video VIDEO --reference JSON")
-    out = None  # checked now, written at the end: a bad --out must not cost the evaluation
-    if args.out is not None:
-        out = OutputFile(args.out, "--out")
-        refuse_clashes([out], [(f"the {flag} file", Path(value)) for flag, value in
-                               (("--images", args.images), ("--video", args.video),
-                                ("--reference", args.reference)) if value])
+    if args.per_photo and not args.images:
+        raise ConfigError("--per-photo needs --images (it lists the photos scored)")
+    # checked now, written at the end: a bad --out must not cost the evaluation
+    out = None if args.out is None else OutputFile(args.out, "--out")
+    per_photo = None if args.per_photo is None else OutputFile(args.per_photo, "--per-photo")
+    records: list[dict] = []
+    outputs = [o for o in (out, per_photo) if o is not None]
+    if outputs:
+        refuse_clashes(outputs, [(f"the {flag} file", Path(value)) for flag, value in
+                                 (("--images", args.images), ("--video", args.video),
+                                  ("--reference", args.reference)) if value])
     teacher = None
     if not args.no_mediapipe and teacher_root() is not None:
         from .train.teacher import MediaPipeTeacher
@@ -185,11 +190,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 raise ConfigError(f"nothing to score: none of the {len(loaded)} references in {args.images} is "
                                   f"left after --split / --datasets (splits there: {', '.join(splits)}; "
                                   f"datasets: {', '.join(sets)})")
-            results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb)
-    print(ev.format_table(results), file=sys.stderr if out is not None and out.carries_stdout() else sys.stdout)
+            results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb, per_photo=records)
+    table_to = sys.stderr if any(o.carries_stdout() for o in outputs) else sys.stdout
+    print(ev.format_table(results), file=table_to)
     if out is not None:
         out.write((json.dumps(results, indent=2) + "\n").encode())
         out.commit()
+    if per_photo is not None:
+        per_photo.write("".join(json.dumps(r) + "\n" for r in records).encode())
+        per_photo.commit()
     return 0
 
 
@@ -255,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mediapipe", action="store_true", help="skip MediaPipe's TFLite models")
     p.add_argument("--mediapipe-variant", default="full", choices=("full", "lite"))
     p.add_argument("--out", help="write the results as JSON")
+    p.add_argument("--per-photo", help="write one JSON line per scored photo (its errors and whether a hand was "
+                                       "found on its hand-free strip), for comparing two runs photo by photo "
+                                       "(scripts/compare_evals.py)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="speed/memory/agreement vs MediaPipe (handsdk bench --help)",

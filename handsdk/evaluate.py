@@ -349,10 +349,12 @@ class TeacherCropModel:
         return self.t.landmarks_in(bgr, rect).landmarks
 
 
-def evaluate_images(samples: list[Sample], tracker, teacher=None,
-                    perturb: str | None = None) -> dict[str, dict[str, Any]]:
+def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str | None = None,
+                    per_photo: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Crop-level (same reference crop) and end-to-end scores for handsdk and the teacher;
-    with ``perturb`` (a name in :data:`PERTURBATIONS`) on the photos made harder."""
+    with ``perturb`` (a name in :data:`PERTURBATIONS`) on the photos made harder. Given a list
+    as ``per_photo``, one record per scored photo is appended to it (:func:`photo_records`), so
+    two runs can be compared photo by photo."""
     if perturb is not None:
         _perturbation(perturb)  # a wrong name fails before any photo is read
     scores = {k: Scores(k) for k in ("handsdk_crop", "handsdk_e2e")}
@@ -363,6 +365,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
     datasets: list[str] = []  # of each scored sample, for the per-dataset breakdown
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
     free_sets: list[str] = []  # the dataset of each hand-free strip
+    scored: list[tuple[Path, int | None]] = []  # image and hand-free strip index of each scored sample
     too_few = 0
     for i, s in enumerate(samples):
         if labelled(s.landmarks).sum() < MIN_LABELLED:
@@ -386,6 +389,7 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
             scores["mediapipe_e2e"].add(_best_match([h.landmarks for h in teacher.track(img)], ref), ref)
         region = hand_free_region((img.shape[1], img.shape[0]), ref[labelled(ref)])
+        scored.append((s.image_path, None if region is None else len(free_sets)))
         if region is not None:
             x0, y0, x1, y1 = region
             strip = np.ascontiguousarray(img[y0:y1, x0:x1])
@@ -416,7 +420,29 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None,
         for target, hits in parts:
             target["hand_free_images"] = len(hits)
             target["false_pos"] = float(np.mean(hits)) if hits else None
+    if per_photo is not None:
+        per_photo.extend(photo_records(scores, scored, datasets, hand_free))
     return out
+
+
+def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None]], datasets: list[str],
+                  hand_free: dict[str, list[bool]]) -> list[dict[str, Any]]:
+    """Per scored photo: for each model its share of joints within 0.1 hand size (``pck10``) and
+    mean error / hand size (``rel``), both None where the hand was not found; for each end-to-end
+    model whether it found a hand on the photo's hand-free strip (None: no strip)."""
+    records = []
+    for i, ((image, strip), dataset) in enumerate(zip(scored, datasets, strict=True)):
+        rec: dict[str, Any] = {"image": str(image), "dataset": dataset}
+        for name, sc in scores.items():
+            err = sc.errors[i]
+            rel = None if err is None else err / sc.scales[i]
+            ok = None if rel is None else rel[np.isfinite(rel)]
+            rec[name] = {"pck10": None if ok is None else float((ok < 0.1).mean()),
+                         "rel": None if ok is None else float(ok.mean())}
+            if name in hand_free:
+                rec[name]["false_pos"] = None if strip is None else hand_free[name][strip]
+        records.append(rec)
+    return records
 
 
 def iter_video(path: Path) -> Iterator[np.ndarray]:

@@ -17,6 +17,8 @@ from handsdk.cli import main as cli_main
 from handsdk.errors import ConfigError
 from handsdk.synthetic import render_sample, synthetic_clip
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> tuple[Path, list[tuple[str, np.ndarray]]]:
@@ -189,6 +191,49 @@ def test_evaluate_images_breaks_a_mixed_reference_down_by_dataset(bundled_models
     assert "| handsdk_crop · odd |" in table and "| handsdk_e2e · even |" in table
     single = ev.evaluate_images(samples[1::2], Tracker({"tracker": {"max_hands": 1}}))
     assert "by_dataset" not in single["handsdk_crop"]  # one dataset: nothing to break down
+
+
+def test_per_photo_records_add_up_to_the_summary(bundled_models, rendered):
+    folder, items = rendered
+    samples = ev.load_references(_jsonl(folder, items))
+    samples[0].landmarks = samples[0].landmarks + 1000.0  # a miss, on the record of that photo
+    records: list[dict] = []
+    res = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 1}}), per_photo=records)
+    assert [r["image"] for r in records] == [str(s.image_path) for s in samples]
+    crop = [r["handsdk_crop"]["pck10"] for r in records]
+    assert crop[0] == 0.0 and np.mean(crop) == pytest.approx(res["handsdk_crop"]["pck10"])  # all 21 labelled
+    found = [r["handsdk_e2e"]["pck10"] is not None for r in records]
+    assert np.mean(found) == pytest.approx(res["handsdk_e2e"]["detection_rate"])
+    strips = [r["handsdk_e2e"]["false_pos"] for r in records if r["handsdk_e2e"]["false_pos"] is not None]
+    assert len(strips) == res["handsdk_e2e"]["hand_free_images"]
+
+
+def test_compare_evals_marks_only_differences_beyond_the_choice_of_photos(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_evals", ROOT / "scripts" / "compare_evals.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    rng = np.random.default_rng(0)
+
+    def write(name, crop):
+        lines = [json.dumps({"image": f"{i}.jpg", "dataset": "d", "handsdk_crop": {"pck10": float(c), "rel": 0.05},
+                             "handsdk_e2e": {"pck10": float(c), "rel": 0.05, "false_pos": False}})
+                 for i, c in enumerate(crop)]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return str(tmp_path / name)
+
+    base = rng.uniform(0.5, 1.0, 200)
+    a = write("a.jsonl", base)
+    assert compare.main([a, write("same.jsonl", base)]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if "crop pck10" in r]
+    assert rows and all("+0.000 [+0.000, +0.000] |" in r for r in rows)
+    assert compare.main([a, write("better.jsonl", np.minimum(base + 0.05, 1.0))]) == 0
+    assert "| d | crop pck10 | 200 |" in (out := capsys.readouterr().out) and "] * |" in out
+    wobble = np.resize([0.02, -0.02], 200)  # per-photo changes that cancel out: no difference to mark
+    assert compare.main([a, write("wobble.jsonl", base + wobble)]) == 0
+    row = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("| d | crop pck10"))
+    assert "0.000 [" in row and not row.endswith("* |")
 
 
 def test_confidence_calibration():

@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture-frames", type=int, default=0,
                     help="rendered hand-free frames whose detector proposals join the negatives (half as "
                          "many for validation)")
+    ap.add_argument("--models", type=Path, default=None,
+                    help="manifest of the models whose detector proposes the hard negatives (default: the "
+                         "bundled models; give the new detector's when it ships with this landmark model)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only this many photos per split (a quick check)")
@@ -244,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: the pack has no teacher-verified hand-free strips (labels from an older "
               "pseudolabel: add them with `python -m handsdk.train.pseudolabel --hand-free-only` and "
               "rebuild the pack); negatives are only crops beside the hands and textures")
-    tracker = Tracker({"tracker": {"min_detection_confidence": 0.05, "max_hands": 4}})
+    config = {"tracker": {"min_detection_confidence": 0.05, "max_hands": 4}}
+    if args.models:
+        config["models"] = {"manifest": str(args.models)}
+    tracker = Tracker(config)
     turns = DETECTOR_ROTATIONS[max(DETECTOR_ROTATIONS)]
     t0 = time.time()
     train_idx = np.where(~pool.valid)[0]

@@ -1,0 +1,102 @@
+"""Compare two ``handsdk eval --per-photo`` files photo by photo, per dataset, with a paired
+bootstrap: is model B better or worse than model A beyond what the choice of photos explains?
+
+    python scripts/compare_evals.py shipped.jsonl candidate.jsonl [--markdown]
+
+Why: the differences between two checkpoints on a held-out set of ~100-200 photos are often a
+few thousandths of PCK, which one photo more or less can make. Both runs score the same photos,
+so the paired difference and its 95 % bootstrap interval (photos resampled with replacement)
+say which differences to believe. A difference whose interval excludes 0 is marked ``*``.
+
+Per dataset, B − A of: crop PCK@0.1 (same reference crop), end-to-end detection (share of
+photos whose hand was found), end-to-end PCK@0.1 and gross failures (mean error > 0.2 hand size)
+on the photos both found, and false hands on the photos' hand-free strips.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handsdk.script import ArgumentParser
+
+GROSS = 0.2
+BOOTSTRAP = 2000
+
+
+def load(path: Path) -> dict[str, dict]:
+    """Records by image path."""
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+                out[rec["image"]] = rec
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SystemExit(f"error: {path}:{n} is not a `handsdk eval --per-photo` line ({exc})") from None
+    return out
+
+
+def paired(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float, float]:
+    """Mean of A, mean of B, B − A and its 95 % bootstrap interval."""
+    d = b - a
+    idx = rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))
+    lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
+    return float(a.mean()), float(b.mean()), float(d.mean()), float(lo), float(hi)
+
+
+def measures(ra: list[dict], rb: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per measure, the paired per-photo values of A and B on the photos where it is defined."""
+    def col(recs, model, key):
+        return [r.get(model, {}).get(key) for r in recs]
+
+    out = {}
+    ca, cb = col(ra, "handsdk_crop", "pck10"), col(rb, "handsdk_crop", "pck10")
+    keep = [i for i in range(len(ra)) if ca[i] is not None and cb[i] is not None]
+    out["crop pck10"] = (np.array([ca[i] for i in keep]), np.array([cb[i] for i in keep]))
+    ea, eb = col(ra, "handsdk_e2e", "pck10"), col(rb, "handsdk_e2e", "pck10")
+    out["e2e detection"] = (np.array([x is not None for x in ea], float), np.array([x is not None for x in eb], float))
+    both = [i for i in range(len(ra)) if ea[i] is not None and eb[i] is not None]
+    out["e2e pck10 (both found)"] = (np.array([ea[i] for i in both]), np.array([eb[i] for i in both]))
+    ga, gb = col(ra, "handsdk_e2e", "rel"), col(rb, "handsdk_e2e", "rel")
+    out["e2e gross (both found)"] = (np.array([ga[i] > GROSS for i in both], float),
+                                     np.array([gb[i] > GROSS for i in both], float))
+    fa, fb = col(ra, "handsdk_e2e", "false_pos"), col(rb, "handsdk_e2e", "false_pos")
+    strips = [i for i in range(len(ra)) if fa[i] is not None and fb[i] is not None]
+    out["false hands on strips"] = (np.array([fa[i] for i in strips], float), np.array([fb[i] for i in strips], float))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = ArgumentParser(prog="scripts/compare_evals.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("a", type=Path, help="per-photo file of the reference run (e.g. the shipped models)")
+    ap.add_argument("b", type=Path, help="per-photo file of the candidate run")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    a, b = load(args.a), load(args.b)
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        print(f"error: {args.a} and {args.b} score no photo in common", file=sys.stderr)
+        return 2
+    if len(common) < max(len(a), len(b)):
+        print(f"note: {len(common)} photos in both files ({len(a)} in A, {len(b)} in B); only those are compared",
+              file=sys.stderr)
+    rng = np.random.default_rng(args.seed)
+    datasets = sorted({a[k]["dataset"] for k in common})
+    print("| dataset | measure | n | A | B | B − A [95 % interval] |\n|---|---|---|---|---|---|")
+    for ds in [*datasets, "(all)"]:
+        keys = [k for k in common if ds == "(all)" or a[k]["dataset"] == ds]
+        for name, (va, vb) in measures([a[k] for k in keys], [b[k] for k in keys]).items():
+            if len(va) == 0:
+                continue
+            ma, mb, d, lo, hi = paired(va, vb, rng)
+            mark = " *" if lo > 0 or hi < 0 else ""
+            print(f"| {ds} | {name} | {len(va)} | {ma:.3f} | {mb:.3f} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
