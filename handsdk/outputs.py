@@ -189,6 +189,9 @@ class OutputFile:
             raise OutputError(f"{self.where}: writing {self._shown()} failed: {_reason(exc)}; "
                               f"{self._kept()}") from exc
         except BaseException:  # an interrupt: finish the record, then stop
+            if self._temp is not None:  # a signal can land after a write and before `done` counts it:
+                with contextlib.suppress(OSError):  # the file's position says what is really there
+                    done = os.lseek(self._fd, 0, os.SEEK_CUR) - self._good
             with contextlib.suppress(OSError):
                 while done < len(view):
                     done += os.write(self._fd, view[done:])

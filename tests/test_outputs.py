@@ -356,6 +356,32 @@ def test_replacing_an_existing_file_is_said_and_keeps_its_permissions(tmp_path):
     assert len(jsonl_records(out)) == 2 and (out.stat().st_mode & 0o777) == 0o640
 
 
+@pytest.mark.parametrize("written", [None, 4, 11])  # all of the record, or part of it
+def test_an_interrupt_between_a_write_and_its_count_writes_the_record_once(written, tmp_path, monkeypatch):
+    """A signal's handler runs when the write that it interrupted has returned, before the count
+    of what it wrote is stored: the record is finished from what the file really holds, never
+    written twice (seen once as 5 jsonl lines after 'stopped after 3 frames')."""
+    import handsdk.outputs as outputs
+
+    out = OutputFile(tmp_path / "a.jsonl", "test")
+    out.write(b'{"frame": 0}\n')
+    real, calls = os.write, []
+
+    def write_then_interrupt(fd, data):
+        n = real(fd, data if written is None else bytes(data)[:written])
+        calls.append(n)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # what the handler raises after the syscall returned
+        return n
+
+    monkeypatch.setattr(outputs.os, "write", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        out.write(b'{"frame": 1}\n')
+    monkeypatch.setattr(outputs.os, "write", real)
+    out.commit()
+    assert (tmp_path / "a.jsonl").read_text() == '{"frame": 0}\n{"frame": 1}\n'
+
+
 def test_an_output_file_writes_whole_records_and_is_created_only_when_opened(tmp_path):
     out = OutputFile(tmp_path / "a.jsonl", "test")
     assert list(tmp_path.iterdir()) == []  # checked, not created
