@@ -190,7 +190,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 raise ConfigError(f"nothing to score: none of the {len(loaded)} references in {args.images} is "
                                   f"left after --split / --datasets (splits there: {', '.join(splits)}; "
                                   f"datasets: {', '.join(sets)})")
-            results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb, per_photo=records)
+            results = ev.evaluate_images(samples, tracker, teacher, perturb=args.perturb,
+                                         per_photo=records if per_photo is not None else None)
     table_to = sys.stderr if any(o.carries_stdout() for o in outputs) else sys.stdout
     print(ev.format_table(results), file=table_to)
     if out is not None:

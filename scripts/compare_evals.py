@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from handsdk.evaluate import GROSS
 from handsdk.script import ArgumentParser
 
-GROSS = 0.2
 BOOTSTRAP = 2000
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("onnx")
 
 from handsdk import Tracker  # noqa: E402
 from handsdk.synthetic import synthetic_clip  # noqa: E402
-from handsdk.train import detector, export, landmark  # noqa: E402
+from handsdk.train import detector, export, landmark, soup  # noqa: E402
 
 
 def test_train_resume_and_export(tmp_path):
@@ -440,3 +440,33 @@ def test_pack_hand_context_keeps_a_small_hand_sharp(tmp_path):
     (tmp_path / "labels.jsonl").write_text(json.dumps(rec) + "\n")
     pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "p.npz", max_side=320, hand_context=5)
     assert (pack.load_pack(tmp_path / "p.npz")["hand_free"][0] == -1).all()
+
+
+def test_soup_lands_on_the_line_between_two_checkpoints(tmp_path, capsys):
+    import torch
+
+    from handsdk.errors import ModelError
+    from handsdk.nets import DetectorNet
+
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = DetectorNet(input_size=160)
+        paths.append(tmp_path / f"det{seed}.pt")
+        torch.save({"model": net.state_dict(), "arch": {"input_size": 160}, "metrics": {"step": 7 + seed}}, paths[-1])
+    out = tmp_path / "soup.pt"
+    assert soup.main(["--kind", "detector", "--base", str(paths[0]), "--tuned", str(paths[1]),
+                      "--alpha", "0.25", "--out", str(out)]) == 0
+    a, b = (torch.load(p, weights_only=False)["model"] for p in paths)
+    mixed, metrics = export.load_checkpoint(out, "detector")  # loads as an ordinary checkpoint
+    assert metrics == {"soup_alpha": 0.25, "step": 8}
+    name = next(k for k, v in a.items() if v.is_floating_point() and not torch.equal(v, b[k]))
+    assert torch.allclose(mixed.state_dict()[name], 0.75 * a[name] + 0.25 * b[name], atol=1e-6)
+    counts = [k for k in a if k.endswith("num_batches_tracked")]
+    assert counts and all(torch.equal(mixed.state_dict()[k], b[k]) for k in counts)
+    with pytest.raises(ModelError, match="different models"):
+        soup.interpolate(a, {k: v for k, v in b.items() if k != name}, 0.5)
+    with pytest.raises(SystemExit):
+        soup.main(["--kind", "detector", "--base", str(paths[0]), "--tuned", str(paths[1]), "--alpha", "1.5",
+                   "--out", str(out)])
+    assert "--alpha must be between 0 and 1" in capsys.readouterr().err

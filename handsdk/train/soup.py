@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     tuned.load_state_dict(interpolate(base.state_dict(), tuned.state_dict(), args.alpha))
     arch = {"class": type(tuned).__name__, "input_size": tuned.input_size}
     torch.save({"model": tuned.state_dict(), "arch": arch,
-                "metrics": {"soup_alpha": args.alpha, **{k: v for k, v in metrics.items() if k == "step"}}},
+                "metrics": {"soup_alpha": args.alpha, **({"step": metrics["step"]} if "step" in metrics else {})}},
                args.out)
     print(f"{args.out}: {args.alpha:.2f} of {args.tuned} + {1 - args.alpha:.2f} of {args.base}")
     return 0
