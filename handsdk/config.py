@@ -44,7 +44,6 @@ class TrackerConfig:
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
     new_hand_interval: int = 1  # with some hands tracked but fewer than max_hands, look for more every N frames
-    detector_scales: list[float] = field(default_factory=lambda: [1.0])  # each new detection's crop also tried at these sizes
 
 
 @dataclass
@@ -136,7 +135,7 @@ def _dataclass_section(cls: type, data: Any, where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(known)}")
         ftype = known[key].type
-        base = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str, "list[float]": list}[ftype]
+        base = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}[ftype]
         kwargs[key] = _check_type(where, key, value, base)
     return cls(**kwargs)
 
@@ -179,12 +178,6 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
             raise ConfigError(f"{origin} [tracker]: detector_interval must be >= 0")
         if t.new_hand_interval < 1:
             raise ConfigError(f"{origin} [tracker]: new_hand_interval must be >= 1 (1: every frame), got {t.new_hand_interval}")
-        if (not isinstance(t.detector_scales, list) or not 1 <= len(t.detector_scales) <= 4
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.2 <= v <= 2.0
-                           for v in t.detector_scales)):
-            raise ConfigError(f"{origin} [tracker]: detector_scales must be a list of 1 to 4 numbers in "
-                              f"[0.2, 2] (the detected crop's size is multiplied by each), got {t.detector_scales!r}")
-        t.detector_scales = [float(v) for v in t.detector_scales]
         if t.detector_rotations not in DETECTOR_ROTATIONS:
             raise ConfigError(f"{origin} [tracker]: detector_rotations must be one of "
                               f"{sorted(DETECTOR_ROTATIONS)}, got {t.detector_rotations!r}")

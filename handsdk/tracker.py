@@ -244,15 +244,12 @@ class Tracker:
         and flat hands, and the landmark model reads a hand upside down poorly (measured in
         docs/models.md)."""
         turns = DETECTOR_ROTATIONS[self.config.tracker.detector_rotations]
-        scales = self.config.tracker.detector_scales
-        k = len(turns) * len(scales)
-        if k == 1 or not rects:
+        if len(turns) == 1 or not rects:
             return self._run_landmarks(bgr, rects)
-        tried = self._run_landmarks(bgr, [replace(r, angle=r.angle + t, size=(r.size[0] * s, r.size[1] * s))
-                                          for r in rects for s in scales for t in turns])
-        return [max(tried[i:i + k],
+        tried = self._run_landmarks(bgr, [replace(r, angle=r.angle + t) for r in rects for t in turns])
+        return [max(tried[i:i + len(turns)],
                     key=lambda f: (self._is_hand(f), f["presence"] * float(np.mean(f["confidence"]))))
-                for i in range(0, len(tried), k)]
+                for i in range(0, len(tried), len(turns))]
 
     def _finite(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The readings whose numbers are all finite. A backend that gives NaN or infinity for a
