@@ -226,15 +226,20 @@ def test_close_from_another_thread_while_run_writes(tmp_path, run_python):
                          "models": {{"manifest": manifest}}, "tracker": {{"max_hands": 1}},
                          "consumers": [{{"name": "video", "path": video, "fps": 25.0}},
                                        {{"name": "jsonl", "path": lines}}]}})
-            errors, got = [], []
+            errors, got, running = [], [], threading.Event()
             def consume():
                 try:
-                    got.extend(r.frame_index for r in t.run(frames))
+                    for r in t.run(frames):
+                        got.append(r.frame_index)
+                        running.set()
                 except BaseException as exc:
                     errors.append(repr(exc))
+                finally:
+                    running.set()
             th = threading.Thread(target=consume)
             th.start()
-            time.sleep(random.uniform(0.01, 0.15))
+            running.wait(30)  # a close() before run() begins is refused by run(), rightly
+            time.sleep(random.uniform(0.0, 0.14))
             t.close()
             th.join(20)
             import os
@@ -378,16 +383,24 @@ def test_close_from_another_thread_during_a_live_run(tmp_path, fake_backend, lif
                                                    {"name": "jsonl", "path": str(lines)}]))
         rec = Record.instances[-1]
         errors: list[BaseException] = []
+        running = threading.Event()
 
-        def run(t: Tracker = t, errors: list[BaseException] = errors) -> None:
+        def run(t: Tracker = t, errors: list[BaseException] = errors,
+                running: threading.Event = running) -> None:
             try:
-                list(t.run(_frames(300), live=True))
+                for _ in t.run(_frames(300), live=True):
+                    running.set()
             except BaseException as exc:  # noqa: BLE001 - the test inspects it
                 errors.append(exc)
+            finally:
+                running.set()
 
         runner = threading.Thread(target=run)
         runner.start()
-        time.sleep(random.uniform(0.005, 0.05))
+        # A close() that lands before run() begins is refused by run(), rightly: on a loaded
+        # machine 5 ms was not always enough for the thread to get there, so close once it runs.
+        assert running.wait(30)
+        time.sleep(random.uniform(0.0, 0.045))
         closers = [threading.Thread(target=t.close) for _ in range(2)]
         for c in closers:
             c.start()
