@@ -33,8 +33,8 @@ DETECTOR_ROTATIONS: dict[int, tuple[float, ...]] = {
 @dataclass
 class TrackerConfig:
     max_hands: int = 2
-    min_detection_confidence: float = 0.3  # detector score to start a hand (measured: see docs/models.md)
-    min_presence_confidence: float = 0.5  # landmark model's presence to keep a hand
+    min_detection_confidence: float = 0.15  # detector score for a crop to be read (measured: see docs/models.md)
+    min_presence_confidence: float = 0.8  # landmark model's presence to keep a hand (measured: docs/models.md)
     min_landmark_confidence: float = 0.0  # mean per-landmark confidence to keep a hand
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
