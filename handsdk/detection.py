@@ -69,9 +69,20 @@ def decode(heat: np.ndarray, geom: np.ndarray, size: int, scale: float, offset: 
         if _duplicate(c, side, dets) is not None:
             continue  # the same hand seen from a neighbouring cell
         dets.append(Detection(float(heat[y, x]), c, side, wrist, mcp))
-        if len(dets) >= max_hands * 2:
+        if len(dets) >= proposals(max_hands):
             break
     return dets
+
+
+#: At least this many of the detector's proposals are read by the landmark model, whatever
+#: ``max_hands``: the detector ranks faces and clutter above hands a few metres away, so with
+#: ``max_hands = 1`` the hand is often its third or fourth proposal (measured: docs/models.md).
+MIN_PROPOSALS = 4
+
+
+def proposals(max_hands: int) -> int:
+    """How many of the detector's proposals (best first) the landmark model reads."""
+    return max(MIN_PROPOSALS, 2 * max_hands)
 
 
 def _duplicate(center: np.ndarray, side: float, dets: list[Detection]) -> int | None:
@@ -137,4 +148,4 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
             tw, th = round(vw * TILE_SHARE), round(vh * TILE_SHARE)
             views += [(x0 + dx, y0 + dy, tw, th, depth + 1) for dy in (0, vh - th) for dx in (0, vw - tw)]
     dets = sorted((d for d, _ in found), key=lambda d: -d.score)
-    return dets[: max_hands * 2]
+    return dets[: proposals(max_hands)]

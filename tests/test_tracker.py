@@ -316,3 +316,25 @@ def test_a_result_reads_back_from_its_json_line(tracker):
     assert back.hands[0].landmarks.shape == (21, 3) and back.hands[0].landmarks.dtype == np.float32
     assert back.hands[0].labels["gesture"].name == "Open_Palm" and back.frame_index == result.frame_index
     assert np.allclose(back.hands[0].landmarks, result.hands[0].landmarks, atol=0.006)
+
+
+def test_the_landmark_model_reads_four_proposals_even_for_one_hand():
+    """The detector ranks faces and clutter above small far hands (docs/models.md, "Defaults
+    0.15 / 0.8"): with max_hands = 1 the hand is often its third or fourth proposal, so at least
+    four are read, best first; more hands read twice their number."""
+    from handsdk.detection import detect_hands
+
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+
+    def run(square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, geom = np.zeros((24, 24), np.float32), np.zeros((7, 24, 24), np.float32)
+        geom[2] = np.log(0.05)  # a hand 0.05 of the frame: the peaks, 4 cells apart, stay apart
+        for i, s in enumerate(scores):
+            heat[4 + 4 * i, 4 + 4 * i] = s
+        return heat, geom
+
+    image = np.zeros((192, 192, 3), np.uint8)
+    one = detect_hands(run, image, 192, 8, 0.15, max_hands=1)
+    assert [round(d.score, 2) for d in one] == scores[:4]
+    assert len(detect_hands(run, image, 192, 8, 0.15, max_hands=3)) == 5
+    assert len(detect_hands(run, image, 192, 8, 0.75, max_hands=1)) == 2  # the threshold still holds
