@@ -93,6 +93,28 @@ def test_background_replacement_keeps_the_hand_and_swaps_the_rest():
     assert torch.equal(replace_background(x, torch.from_numpy(np.repeat(xy, 2, 0)).float(), bank, p=0.0), x)
 
 
+def test_batched_hand_masks_agree_with_the_drawn_ones():
+    """The GPU trainer's tensor-maths masks cover the same hand as the CPU trainer's cv2 drawing."""
+    import torch
+
+    from handsdk.synthetic import render_sample
+    from handsdk.train.augment import hand_masks, hand_masks_batched
+
+    rng = np.random.default_rng(5)
+    xy = np.stack([render_sample(rng, size=128, n_hands=1)[1][0][:, :2] / 128.0 for _ in range(6)])  # crop-normalised
+    xy[1] = xy[1] * 0.6 + 0.2  # a smaller hand
+    xy[2] = (xy[2] - 0.5) * 1.4 + 0.5  # a close-up cut by the crop's edge
+    drawn = torch.from_numpy(hand_masks(xy.astype(np.float32), 224))  # the trainer's crop size
+    batched = hand_masks_batched(torch.from_numpy(xy).float(), 224)
+    assert batched.shape == drawn.shape
+    a, b = drawn > 0.5, batched > 0.5
+    iou = (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).float()
+    assert (iou > 0.88).all(), iou
+    assert float((drawn - batched).abs().mean()) < 0.04
+    far = hand_masks_batched(torch.full((1, 21, 2), 0.1) + torch.rand(1, 21, 2) * 0.05, 128)
+    assert float(far[0, 100:, 100:].max()) < 0.01  # nothing drawn away from the hand
+
+
 def test_presence_refit_changes_only_the_presence_head(tmp_path, bundled_models):
     """``handsdk.train.presence`` on a tiny pack of rendered photos (hand on the left, a
     hand-free strip on the right): the landmark weights come out bit-identical, only the
@@ -327,6 +349,19 @@ def test_edge_cut_blanks_beyond_an_edge_through_the_hand():
         assert 0.05 <= beyond <= 0.45, beyond  # the edge runs through the hand
 
 
+def test_row_quantile_matches_torch_quantile():
+    import torch
+
+    from handsdk.train.augment import row_quantile
+
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randn(40, 21, generator=gen)
+    q = torch.rand(40, generator=gen)
+    q[:2] = torch.tensor([0.0, 1.0])
+    expected = torch.stack([torch.quantile(values[i], q[i]) for i in range(40)])
+    assert torch.allclose(row_quantile(values, q), expected, atol=1e-6)
+
+
 def test_real_background_bank_cuts_the_hand_free_strips():
     from handsdk.train.augment import real_background_bank
 
@@ -470,3 +505,26 @@ def test_soup_lands_on_the_line_between_two_checkpoints(tmp_path, capsys):
         soup.main(["--kind", "detector", "--base", str(paths[0]), "--tuned", str(paths[1]), "--alpha", "1.5",
                    "--out", str(out)])
     assert "--alpha must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_ema_update_blends_weights_and_copies_batchnorm_statistics(tmp_path):
+    import copy
+
+    import torch
+
+    from handsdk.train.loop import Trainer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    tr = Trainer(model, tmp_path, 60, 1e-3, torch.device("cpu"), False)
+    before = copy.deepcopy(tr.ema.state_dict())
+    tr.model(torch.randn(2, 3, 8, 8)).sum().backward()  # moves the BatchNorm statistics
+    tr.opt.step()
+    tr.update_ema(0.9)
+    now = tr.model.state_dict()
+    for name, value in tr.ema.state_dict().items():
+        if "running" in name or "num_batches" in name:
+            assert torch.equal(value, now[name]), name
+        else:
+            assert torch.allclose(value, 0.9 * before[name] + 0.1 * now[name]), name
+    assert not torch.equal(tr.ema.state_dict()["1.running_mean"], before["1.running_mean"])

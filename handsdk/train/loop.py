@@ -115,12 +115,16 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
         self.step += 1
-        d = min(self.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-            for be, bm in zip(self.ema.buffers(), self.model.buffers(), strict=True):
-                be.copy_(bm)
+        self.update_ema(min(self.ema_decay, (1 + self.step) / (10 + self.step)))
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """EMA weights ← ``decay`` · EMA + (1 − ``decay``) · model; buffers (BatchNorm statistics) copied.
+        Batched ``_foreach`` kernels: a Python loop over ~250 tensors kept the GPU trainer host-bound."""
+        ema_p, model_p = list(self.ema.parameters()), [p.detach() for p in self.model.parameters()]
+        torch._foreach_mul_(ema_p, decay)
+        torch._foreach_add_(ema_p, model_p, alpha=1 - decay)
+        torch._foreach_copy_(list(self.ema.buffers()), list(self.model.buffers()))
 
     def progress(self, text: str) -> None:
         f = self.fraction
