@@ -254,8 +254,11 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
     lines += kept_notes(out)
     models = report.pop("__models__", {})
     if models:
+        from .models import model_spec
+
+        lm, det = model_spec("landmark").input_size, model_spec("detector").input_size
         lines += ["## Models alone", "", "Median latency of one inference (batch 1, one crop / one frame), "
-                  "same run.", "", "| backend | landmark model (224²) ms | detector (192²) ms |", "|---|---|---|"]
+                  "same run.", "", f"| backend | landmark model ({lm}²) ms | detector ({det}²) ms |", "|---|---|---|"]
         lines += [f"| {k} | {v['landmark']:.3f} | {v['detector']:.3f} |" for k, v in models.items()]
         lines.append("")
     for src, rep in report.items():
