@@ -24,6 +24,7 @@ import numpy as np
 from handsdk.script import ArgumentParser, positive_int
 
 from .errors import ConfigError
+from .models import model_spec
 from .types import hand_size
 
 WARMUP = 5
@@ -254,8 +255,6 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
     lines += kept_notes(out)
     models = report.pop("__models__", {})
     if models:
-        from .models import model_spec
-
         lm, det = model_spec("landmark").input_size, model_spec("detector").input_size
         lines += ["## Models alone", "", "Median latency of one inference (batch 1, one crop / one frame), "
                   "same run.", "", f"| backend | landmark model ({lm}²) ms | detector ({det}²) ms |", "|---|---|---|"]

@@ -313,7 +313,8 @@ def hand_masks_batched(xy: torch.Tensor, size: int) -> torch.Tensor:
     a CPU :func:`hand_masks` is ~10× faster, so the trainer picks by device. Same shape: capsules
     around the bones and the forearm, the palm's convex hull (the union of the triangles of its
     points), a Gaussian edge as the blur gives; drawn at a quarter of ``size`` and upsampled (the
-    edge is soft). Agrees with :func:`hand_masks` to IoU ≥ 0.93 (tests/test_train.py)."""
+    edge is soft). Measured against :func:`hand_masks` on 116 training crops: IoU 0.93–0.97 (the
+    test asserts > 0.88 on renders)."""
     n, dev = xy.shape[0], xy.device
     s = max(16, size // 4)
     pts = xy.float() * s
