@@ -34,7 +34,9 @@ DETECTOR_ROTATIONS: dict[int, tuple[float, ...]] = {
 class TrackerConfig:
     max_hands: int = 2
     min_detection_confidence: float = 0.15  # detector score for a crop to be read (measured: see docs/models.md)
-    min_presence_confidence: float = 0.8  # landmark model's presence to keep a hand (measured: docs/models.md)
+    # landmark model's presence to keep a hand; None: the model's own measured threshold (its manifest's
+    # presence_threshold), and for a whole-pipeline backend (mediapipe) only that backend's own thresholds
+    min_presence_confidence: float | None = None
     min_landmark_confidence: float = 0.0  # mean per-landmark confidence to keep a hand
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
@@ -135,7 +137,7 @@ def _dataclass_section(cls: type, data: Any, where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(known)}")
         ftype = known[key].type
-        base = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}[ftype]
+        base = {"int": int, "float": float, "float | None": float, "bool": bool, "str": str, "str | None": str}[ftype]
         kwargs[key] = _check_type(where, key, value, base)
     return cls(**kwargs)
 
@@ -167,7 +169,7 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
         if not 1 <= t.max_hands <= 16:
             raise ConfigError(f"{origin} [tracker]: max_hands must be 1..16, got {t.max_hands}")
         for k in ("min_detection_confidence", "min_presence_confidence", "min_landmark_confidence"):
-            if not 0.0 <= getattr(t, k) <= 1.0:
+            if getattr(t, k) is not None and not 0.0 <= getattr(t, k) <= 1.0:
                 raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
         from .sources import MAX_FPS, MIN_FPS  # the frame rates a source may report, too
 

@@ -20,6 +20,8 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
+#: A landmark model's presence threshold when its manifest entry gives none (models up to 0.2.4).
+DEFAULT_PRESENCE_THRESHOLD = 0.8
 #: The file formats a manifest can list, by backend family.
 FORMATS = ("onnx", "onnx_int8", "tflite", "torch")
 SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torch", ".pth": "torch"}
@@ -68,6 +70,12 @@ class ModelSpec:
     def crop_scale(self) -> float:
         """Landmark crop side over the hand's rotated box side (the model was trained on it)."""
         return float(self.entry.get("crop_scale", 1.5))
+
+    @property
+    def presence_threshold(self) -> float:
+        """The presence at which this landmark model keeps a hand: measured with the detector it
+        ships with, so it moves with the models (the tracker's ``min_presence_confidence`` default)."""
+        return float(self.entry.get("presence_threshold", DEFAULT_PRESENCE_THRESHOLD))
 
     @property
     def stride(self) -> int:
@@ -214,6 +222,8 @@ ENTRY_SCHEMA: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
     "train_metrics": (_str_map, "an object of metric name -> value", False),
     "crop_scale": (lambda v: _is_number(v) and 1.0 <= v <= 4.0,
                    "a number from 1 to 4 (crop side / the hand's rotated box side)", False),
+    "presence_threshold": (lambda v: _is_number(v) and 0.0 <= v <= 1.0,
+                           "a number from 0 to 1 (the presence at which the model keeps a hand)", False),
     "stride": (*_int_in(1, 64), False),
     "files": (_str_map, f"an object of format ({', '.join(FORMATS)}) -> {{path, sha256, bytes}}", False),
 }

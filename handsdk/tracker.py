@@ -98,6 +98,7 @@ class Tracker:
                 self._landmark = load_runner(self.backend, self.landmark_spec, m.variant, be.describe())
                 self._detector = load_runner(self.backend, self.detector_spec, m.variant, be.describe())
             self.crop_scale = self.landmark_spec.crop_scale
+            self.min_presence_confidence = self._presence_threshold()
             self._filter_factory = get_component("filter", cfg.filter.name, f"{cfg.origin} [filter]").factory
             self._filter_where = f"{cfg.origin} [filter] {cfg.filter.name!r}"
             build_component(self._filter_factory, cfg.filter.options, self._filter_where)  # validate now
@@ -273,12 +274,20 @@ class Tracker:
                           "the hand is dropped (%d so far)", self.config.backend.name, self._frame_index, n)
         return keep
 
+    def _presence_threshold(self) -> float:
+        """``[tracker] min_presence_confidence``, else the landmark model's own threshold: a presence
+        head's scale is the model's, measured with the detector it ships with. A whole-pipeline
+        backend's ``score`` is its own (MediaPipe's handedness score), already thresholded there."""
+        configured = self.config.tracker.min_presence_confidence
+        if configured is not None:
+            return configured
+        return 0.0 if self._pipeline else self.landmark_spec.presence_threshold
+
     def _is_hand(self, found: dict[str, Any]) -> bool:
         """Whether a landmark reading counts as a hand: presence and mean landmark confidence
         at or above their thresholds."""
-        t = self.config.tracker
-        return (found["presence"] >= t.min_presence_confidence
-                and float(np.mean(found["confidence"])) >= t.min_landmark_confidence)
+        return (found["presence"] >= self.min_presence_confidence
+                and float(np.mean(found["confidence"])) >= self.config.tracker.min_landmark_confidence)
 
     def _handedness(self, right: float) -> Handedness:
         if self.config.tracker.mirrored:

@@ -106,7 +106,8 @@ class Hand:
       ``detect()``.
     - ``confidence``: float32 (21,), how sure the model is of each landmark (0–1; a ranking, not a
       calibrated probability).
-    - ``score``: hand presence (0–1); hands below ``min_presence_confidence`` are not reported.
+    - ``score``: hand presence (0–1); hands below the tracker's ``min_presence_confidence``
+      (by default the landmark model's own threshold) are not reported.
     - ``handedness``: left / right as seen in the input image, with its score.
     - ``box``: the rotated square crop the landmarks were read from (centre, size, angle).
     - ``track_id``: in ``process()``, the hand's track (from 1; kept while the hand is tracked and

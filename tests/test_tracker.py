@@ -9,8 +9,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import fake_hand
 
-from handsdk import FrameResult, Hand, Tracker
+from handsdk import FrameResult, Hand, Tracker, hookimpl
 from handsdk.synthetic import synthetic_clip
 
 
@@ -338,3 +339,56 @@ def test_the_landmark_model_reads_four_proposals_even_for_one_hand():
     assert [round(d.score, 2) for d in one] == scores[:4]
     assert len(detect_hands(run, image, 192, 8, 0.15, max_hands=3)) == 5
     assert len(detect_hands(run, image, 192, 8, 0.75, max_hands=1)) == 2  # the threshold still holds
+
+
+# -- the presence threshold --------------------------------------------------------------------
+def _with_presence_threshold(manifest, value):
+    data = json.loads(manifest.read_text())
+    data["models"]["landmark"]["presence_threshold"] = value
+    manifest.write_text(json.dumps(data))
+
+
+def test_the_presence_threshold_is_the_landmark_models_own_unless_configured(fake_backend):
+    """A presence head's scale belongs to its model, so by default the tracker keeps a hand at the
+    manifest's ``presence_threshold`` (0.8 when it gives none); ``min_presence_confidence`` overrides."""
+    fake_backend.state["presence"] = 0.85
+    with Tracker(fake_backend.config()) as t:
+        assert t.min_presence_confidence == 0.8
+        assert len(t.detect(fake_backend.frame())) == 1
+    _with_presence_threshold(fake_backend.manifest, 0.9)
+    with Tracker(fake_backend.config()) as t:
+        assert t.min_presence_confidence == 0.9
+        assert t.detect(fake_backend.frame()) == []
+        assert t.process(fake_backend.frame()).hands == []
+    with Tracker(fake_backend.config(tracker={"max_hands": 1, "min_presence_confidence": 0.5})) as t:
+        assert t.min_presence_confidence == 0.5
+        assert [h.score for h in t.detect(fake_backend.frame())] == [pytest.approx(0.85)]
+
+
+def test_a_whole_pipeline_backend_is_not_held_to_our_models_presence_scale(fake_backend, register_plugin):
+    """A backend that runs its own detect+landmark pipeline (the mediapipe baseline) reports its own
+    score, already thresholded there: by default every hand it finds is kept; a configured
+    ``min_presence_confidence`` still applies to it."""
+    class Pipeline:
+        name, device, runs_whole_pipeline = "pipeline", "cpu", True
+
+        def load(self, spec, variant="fp32"):
+            return None
+
+        def find_hands(self, rgb, still):
+            lm = fake_hand(False) * np.array([32, 32, 32], np.float32) + np.array([16, 16, 0], np.float32)
+            return [{"landmarks": lm, "confidence": np.ones(21, np.float32), "presence": 0.3, "right": 0.9}]
+
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register("pipeline", lambda: Pipeline())
+
+    register_plugin(Plugin(), "test-pipeline-backend")
+    _with_presence_threshold(fake_backend.manifest, 0.9)
+    with Tracker(fake_backend.config(backend={"name": "pipeline"})) as t:
+        assert t.min_presence_confidence == 0.0
+        assert len(t.detect(fake_backend.frame())) == 1
+    with Tracker(fake_backend.config(backend={"name": "pipeline"},
+                                     tracker={"max_hands": 1, "min_presence_confidence": 0.5})) as t:
+        assert t.detect(fake_backend.frame()) == []

@@ -35,10 +35,12 @@ def test_train_resume_and_export(tmp_path):
 
     out = tmp_path / "models"
     assert export.main(["--landmark", str(lm_dir / "best.pt"), "--detector", str(det_dir / "best.pt"),
-                        "--out", str(out), "--version", "0.2.0"]) == 0
-    assert export.main(["--out", str(out)]) == 0  # re-exported from its own .pt files: the version stays
+                        "--out", str(out), "--version", "0.2.0", "--presence-threshold", "0.85"]) == 0
+    assert export.main(["--out", str(out)]) == 0  # re-exported from its own .pt files: version and threshold stay
     manifest = json.loads((out / "manifest.json").read_text())
     assert {m["version"] for m in manifest["models"].values()} == {"0.2.0"}
+    assert manifest["models"]["landmark"]["presence_threshold"] == 0.85
+    assert "presence_threshold" not in manifest["models"]["detector"]
     assert manifest["models"]["landmark"]["input_size"] == 128
     assert manifest["models"]["detector"]["input_size"] == 160  # exported at the size it was trained at
     assert {"onnx", "onnx_int8", "torch"} <= manifest["models"]["landmark"]["files"].keys()

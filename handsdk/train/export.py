@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,7 +121,8 @@ def file_entry(path: Path, root: Path) -> dict:
     return {"path": str(path.relative_to(root)), "sha256": sha256(path), "bytes": path.stat().st_size}
 
 
-def _entry(kind: str, model: torch.nn.Module, size: int, metrics: dict, version: str) -> dict:
+def _entry(kind: str, model: torch.nn.Module, size: int, metrics: dict, version: str,
+           presence_threshold: float | None = None) -> dict:
     entry = {
         "version": version, "input_size": size, "input_layout": "NHWC",
         "input": "float32 RGB in [0, 1]", "normalisation": "(x - 0.5) / 0.25, inside the graph",
@@ -130,6 +132,8 @@ def _entry(kind: str, model: torch.nn.Module, size: int, metrics: dict, version:
     }
     if kind == "landmark":
         entry["crop_scale"] = 1.5
+        if presence_threshold is not None:
+            entry["presence_threshold"] = presence_threshold
         entry["output_layout"] = {
             "landmarks": "(N, 21, 3): x, y in crop units [0, 1], z / crop side, wrist-relative",
             "confidence": "(N, 21) per-landmark confidence", "presence": "(N, 1) hand presence",
@@ -157,10 +161,11 @@ def write_manifest(out: Path, entries: dict[str, dict]) -> dict:
     return manifest
 
 
-def _manifest_version(path: Path, kind: str) -> str | None:
+def _manifest_field(path: Path, kind: str, key: str) -> Any:
+    """``key`` of ``kind``'s entry in the manifest already at ``path``, or None."""
     try:
-        return json.loads(path.read_text())["models"][kind]["version"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(path.read_text())["models"][kind].get(key)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -172,9 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
     ap.add_argument("--version", help="model version in the manifest (default: the one already in --out's "
                                       "manifest, so a --tflite-only re-export keeps it; else 0.1.0)")
+    ap.add_argument("--presence-threshold", type=float,
+                    help="the landmark model's presence threshold, measured with the detector it ships with "
+                         "(the tracker's default min_presence_confidence; default: the one already in --out's "
+                         "manifest, else none and the tracker's fallback)")
     ap.add_argument("--tflite-only", action="store_true",
                     help="only (re)export TFLite from the torch files in --out (needs litert-torch)")
     args = ap.parse_args(argv)
+    if args.presence_threshold is not None and not 0.0 <= args.presence_threshold <= 1.0:
+        print(f"error: --presence-threshold must be in [0, 1], got {args.presence_threshold}", file=sys.stderr)
+        return 2
     out = args.out or bundled_models_dir()
     if args.tflite_only and not tflite_exporter_available():
         print("error: --tflite-only needs litert-torch (pip install 'handsdk[export-tflite]'); nothing "
@@ -201,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         if not export_tflite(model, size, tfl) and tfl.exists():
             tfl.unlink()  # a TFLite file from older weights must not stay listed
             print(f"{tfl} removed: litert-torch is not installed, so it could not be re-exported")
-        version = args.version or _manifest_version(out / "manifest.json", kind) or "0.1.0"
-        entries[kind] = _entry(kind, model, size, metrics, version)
+        version = args.version or _manifest_field(out / "manifest.json", kind, "version") or "0.1.0"
+        presence = (args.presence_threshold if args.presence_threshold is not None
+                    else _manifest_field(out / "manifest.json", kind, "presence_threshold"))
+        entries[kind] = _entry(kind, model, size, metrics, version, presence)
     manifest = write_manifest(out, entries)
     print(json.dumps({k: {f: v["bytes"] for f, v in e["files"].items()} for k, e in manifest["models"].items()}))
     return 0
