@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Three landmark runs side by side on one lent GPU, within one device call (15 min of device time
-# per session, start included): from scratch with the trainer's defaults, from scratch with the
-# augmentation aimed at the held-out failures, and a large-batch fine-tune of the shipped weights.
-# usage: device_run.sh PACK MINUTES OUTDIR    (OUTDIR gets the best.pt files and logs.tar)
+# Several landmark runs side by side on one lent GPU, within one device call. A lent GPU gives
+# 15 minutes of device time per session, start included, and one run alone leaves the GPU idle
+# most of the time (the host prepares the batches), so runs share the call.
+# usage: device_train.sh PACK MINUTES OUTDIR RUNS
+#   RUNS: a file of lines "NAME  extra trainer options"; blank lines and # comments skipped.
+#   OUTDIR gets NAME.best.pt for each run and logs.tar (train logs, metrics, curves, GPU use),
+#   refreshed every 30 s, so a call cut off by its limit still returns what it has.
 set -uo pipefail
-pack=$1; minutes=$2; out=$3
+pack=$1; minutes=$2; out=$3; runs_file=$4
 export PYTHONUNBUFFERED=1
 work=${HANDSDK_TRAIN_WORK:-/tmp/handsdk-gpu}
 mkdir -p "$work" "$out"
@@ -14,21 +17,19 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_availa
 nvidia-smi dmon -s u -d 5 > "$work/dmon.txt" 2>&1 &
 dmon=$!
 common=(--pack "$pack" --minutes "$minutes" --val-every 45 --synthetic 1500)
-declare -A runs=(
-  [scratch]=""
-  [scratch_failaug]="--edge-cut-share 0.25 --stretch-share 0.15 --hand-free-share 0.15 --background-share 0.4"
-  [finetune]="--init models/landmark.pt --lr 1e-3"
-)
+names=()
 pids=()
-for name in "${!runs[@]}"; do
+while read -r name args; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  names+=("$name")
   mkdir -p "$work/$name"
   # shellcheck disable=SC2086
-  timeout "$limit" python3 -m handsdk.train.landmark --workdir "$work/$name" "${common[@]}" ${runs[$name]} \
+  timeout "$limit" python3 -m handsdk.train.landmark --workdir "$work/$name" "${common[@]}" $args \
     > "$work/$name/train.log" 2>&1 &
   pids+=($!)
-done
+done < "$runs_file"
 collect() {  # best weights and logs into OUTDIR; also while training, so a cut-off call keeps them
-  for name in "${!runs[@]}"; do
+  for name in "${names[@]}"; do
     [ -f "$work/$name/best.pt" ] && cp "$work/$name/best.pt" "$out/.$name.tmp" && mv "$out/.$name.tmp" "$out/$name.best.pt"
   done
   tar -C "$work" -cf "$out/.logs.tmp" gpu.txt dmon.txt $(cd "$work" && ls -d */train.log */metrics.jsonl */curves.png 2>/dev/null) \
@@ -39,5 +40,10 @@ collector=$!
 for p in "${pids[@]}"; do wait "$p" || echo "a trainer ended with status $? (pid $p)"; done
 kill "$dmon" "$collector" 2>/dev/null
 collect
-for name in "${!runs[@]}"; do echo "== $name"; tail -n 2 "$work/$name/train.log"; done
+for name in "${names[@]}"; do
+  echo "== $name"
+  tail -n 1 "$work/$name/metrics.jsonl" 2>/dev/null \
+    | python3 -c "import json,sys; m=json.load(sys.stdin); print(f\"{m['step']} steps in {m['elapsed_s']:.0f} s: {m['step']/m['elapsed_s']:.2f} steps/s\")"
+  tail -n 2 "$work/$name/train.log"
+done
 ls -la "$out"
