@@ -97,7 +97,7 @@ def _duplicate(center: np.ndarray, side: float, dets: list[Detection]) -> int | 
 #: sees every hand in the whole frame (it was trained on one- and two-hand frames).
 TILE_MIN_HANDS = 3
 #: A view is crowded, and tiled, when it has at least two peaks this high (or min_score if lower)
-#: and one of them is below min_score.
+#: and one of them is below the view's floor (min_score; in a tile, TILE_MIN_SCORE).
 CROWD_FLOOR = 0.1
 TILE_SHARE = 0.65  # a tile's side over its view's: 2x2 tiles overlap by 0.3 of the view
 TILE_DEPTH = 2  # tiles of tiles, at most
@@ -116,8 +116,9 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
     3x3 collage scores 0.62-0.85; together 0.04-0.46 — because it judges each cell in the context
     of the whole frame (its receptive field spans it) and was trained on frames of one or two
     hands; it is not the decoding (a sigmoid per cell, no normalisation over the map). So, with
-    ``max_hands >= 3``, a view with two or more peaks (a crowd), one of them below ``min_score``
-    (a hand the crowd may have held back), and room for more hands is looked at again as 2x2 overlapping tiles (and their crowded tiles as tiles, ``TILE_DEPTH``):
+    ``max_hands >= 3``, a view with two or more peaks (a crowd), one of them below the score the
+    view's detections count from (a hand the crowd may have held back), and room for more hands is
+    looked at again as 2x2 overlapping tiles (and their crowded tiles as tiles, ``TILE_DEPTH``):
     each tile holds fewer hands, seen larger. Detections from all views merge, a hand found in
     several views once (a view that cuts the hand at its edge yields to one that does not, then
     the higher score)."""
@@ -142,7 +143,7 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
             elif (found[i][1], -found[i][0].score) > (cut, -d.score):
                 found[i] = (d, cut)
         ys, xs = _peaks(heat, min(min_score, CROWD_FLOOR))
-        crowded = len(ys) >= 2 and bool((heat[ys, xs] < min_score).any())  # a crowd, some held back
+        crowded = len(ys) >= 2 and bool((heat[ys, xs] < floor).any())  # a crowd, some held back
         if (max_hands >= TILE_MIN_HANDS and crowded and len(found) < max_hands and depth < TILE_DEPTH
                 and min(vw, vh) * TILE_SHARE >= TILE_MIN_PX):
             tw, th = round(vw * TILE_SHARE), round(vh * TILE_SHARE)

@@ -94,7 +94,7 @@ BAD_FIELDS = [
     (f"{L}.output_layout", {"landmarks": 3}, r"output_layout must be an object of output name"),
     (f"{L}.presence_threshold", 1.5, r"presence_threshold must be a number from 0 to 1"),
     (f"{L}.presence_threshold", "0.9", r"presence_threshold must be a number from 0 to 1"),
-    (f"{D}.stride", 7, r"detector.stride must be a divisor of input_size 192"),
+    (f"{D}.stride", 7, r"detector.stride must be a divisor of input_size \d+"),
     (f"{D}.stride", "8", r"detector.stride must be an integer from 1 to 64"),
     (f"{D}.stride", 0, r"detector.stride must be an integer from 1 to 64"),
     (L, [], r"models.landmark must be an object"),
