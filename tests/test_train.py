@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from handsdk import Tracker  # noqa: E402
@@ -530,3 +530,28 @@ def test_ema_update_blends_weights_and_copies_batchnorm_statistics(tmp_path):
         else:
             assert torch.allclose(value, 0.9 * before[name] + 0.1 * now[name]), name
     assert not torch.equal(tr.ema.state_dict()["1.running_mean"], before["1.running_mean"])
+
+
+def test_int8_export_survives_an_output_saturated_on_every_calibration_crop(tmp_path, capsys):
+    """A presence head re-fitted on little data can read 1.0 on every calibration crop; percentile
+    calibration cannot bin a tensor that constant, so the export falls back to min / max ranges
+    for that model and says so, instead of failing."""
+    import onnxruntime as ort
+
+    class Saturated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x.permute(0, 3, 1, 2))
+            return y, torch.sigmoid(17.33 + 60 * (x.mean((1, 2, 3)) - 0.5))  # 1 - 6e-8 or 1 in float32
+
+    src = tmp_path / "m.onnx"
+    export.export_onnx(Saturated().eval(), 32, src, ["features", "presence"])
+    calibration = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    export.quantize_int8(src, tmp_path / "m_int8.onnx", calibration)
+    assert "min / max instead" in capsys.readouterr().err
+    session = ort.InferenceSession(str(tmp_path / "m_int8.onnx"), providers=["CPUExecutionProvider"])
+    features, presence = session.run(None, {"image": calibration[:2]})
+    assert features.shape == (2, 4, 32, 32) and np.allclose(presence, 1.0, atol=0.01)

@@ -86,9 +86,16 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
 
     pre = dst.with_suffix(".pre.onnx")
     quant_pre_process(str(src), str(pre))
-    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    calibrate_method=CalibrationMethod.Percentile)
+    options = dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                   weight_type=QuantType.QInt8, per_channel=True)
+    try:
+        quantize_static(str(pre), str(dst), Reader(), calibrate_method=CalibrationMethod.Percentile, **options)
+    except ValueError as exc:
+        # a tensor that is constant to within a float32 step over every calibration crop (a
+        # saturated sigmoid: presence 1.0 everywhere) cannot be cut into histogram bins
+        print(f"{src.name}: percentile calibration failed ({exc}); the INT8 activation ranges are "
+              "min / max instead", file=sys.stderr)
+        quantize_static(str(pre), str(dst), Reader(), calibrate_method=CalibrationMethod.MinMax, **options)
     pre.unlink()
 
 
