@@ -93,6 +93,8 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
     except ValueError as exc:
         # a tensor that is constant to within a float32 step over every calibration crop (a
         # saturated sigmoid: presence 1.0 everywhere) cannot be cut into histogram bins
+        if "bins" not in str(exc):
+            raise
         print(f"{src.name}: percentile calibration failed ({exc}); the INT8 activation ranges are "
               "min / max instead", file=sys.stderr)
         quantize_static(str(pre), str(dst), Reader(), calibrate_method=CalibrationMethod.MinMax, **options)
