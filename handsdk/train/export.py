@@ -223,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             tfl.unlink()  # a TFLite file from older weights must not stay listed
             print(f"{tfl} removed: litert-torch is not installed, so it could not be re-exported")
         version = args.version or _manifest_field(out / "manifest.json", kind, "version") or "0.1.0"
-        presence = (args.presence_threshold if args.presence_threshold is not None
-                    else _manifest_field(out / "manifest.json", kind, "presence_threshold"))
+        presence = None
+        if kind == "landmark":  # the landmark model's presence head is what the threshold is for
+            presence = (args.presence_threshold if args.presence_threshold is not None
+                        else _manifest_field(out / "manifest.json", kind, "presence_threshold"))
         entries[kind] = _entry(kind, model, size, metrics, version, presence)
     manifest = write_manifest(out, entries)
     print(json.dumps({k: {f: v["bytes"] for f, v in e["files"].items()} for k, e in manifest["models"].items()}))
