@@ -1,5 +1,6 @@
 """Detector pre- and post-processing: letterbox the frame, decode the CenterNet maps into
-rotated hand crops, suppress duplicates, and look at crowded frames again in tiles."""
+rotated hand crops, suppress duplicates, and look at crowded frames again in tiles (and, for
+the tracker's ``tile_search``, at tiles where small hands are seen larger)."""
 
 from __future__ import annotations
 
@@ -93,8 +94,8 @@ def _duplicate(center: np.ndarray, side: float, dets: list[Detection]) -> int | 
     return None
 
 
-#: Tiling (below) runs only for ``max_hands`` of at least this: up to two hands the detector
-#: sees every hand in the whole frame (it was trained on one- and two-hand frames).
+#: Crowd tiling (below) runs only for ``max_hands`` of at least this: the detector's scores fall
+#: in crowds, not with one or two hands (it was trained on one- and two-hand frames).
 TILE_MIN_HANDS = 3
 #: A view is crowded, and tiled, when it has at least two peaks this high (or min_score if lower)
 #: and one of them is below the view's floor (min_score; in a tile, TILE_MIN_SCORE).
@@ -107,8 +108,28 @@ TILE_MIN_SCORE = 0.5
 TILE_MIN_PX = 64
 
 
+View = tuple[int, int, int, int]  # x0, y0, width, height: a part of the frame the detector looks at
+
+
+def _tiles(x0: int, y0: int, vw: int, vh: int) -> list[View]:
+    """A view's 2x2 overlapping tiles (``TILE_SHARE`` of its sides each)."""
+    tw, th = round(vw * TILE_SHARE), round(vh * TILE_SHARE)
+    return [(x0 + dx, y0 + dy, tw, th) for dy in (0, vh - th) for dx in (0, vw - tw)]
+
+
+def small_hand_tiles(width: int, height: int) -> list[View]:
+    """The frame's 2x2 overlapping tiles, where a hand too small for the detector at the whole
+    frame's scale is seen 1 / ``TILE_SHARE`` = 1.5x larger: a person standing a few metres from
+    the camera, whose hand is 7-15 % of the frame (the detector's input is 256 px for the whole
+    frame). Empty when a tile would be under ``TILE_MIN_PX``."""
+    if min(width, height) * TILE_SHARE < TILE_MIN_PX:
+        return []
+    return _tiles(0, 0, width, height)
+
+
 def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], image: np.ndarray,
-                 size: int, stride: int, min_score: float, max_hands: int) -> list[Detection]:
+                 size: int, stride: int, min_score: float, max_hands: int,
+                 tiles: list[View] | None = None) -> list[Detection]:
     """Hands in ``image`` (BGR): ``run(square)`` gives the detector's (heat, geometry) maps for a
     ``size``² letterboxed BGR view.
 
@@ -121,10 +142,13 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
     looked at again as 2x2 overlapping tiles (and their crowded tiles as tiles, ``TILE_DEPTH``):
     each tile holds fewer hands, seen larger. Detections from all views merge, a hand found in
     several views once (a view that cuts the hand at its edge yields to one that does not, then
-    the higher score)."""
+    the higher score).
+
+    ``tiles``: look at these parts of the frame (as tiles, with a tile's floor) instead of the
+    whole frame (:func:`small_hand_tiles`)."""
     h, w = image.shape[:2]
     found: list[tuple[Detection, bool]] = []  # (detection, cut by its view's inner edge)
-    views = [(0, 0, w, h, 0)]
+    views = [(0, 0, w, h, 0)] if tiles is None else [(*v, 1) for v in tiles]
     while views:
         x0, y0, vw, vh, depth = views.pop(0)
         square, scale, offset = letterbox(image[y0:y0 + vh, x0:x0 + vw], size)
@@ -146,7 +170,6 @@ def detect_hands(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ima
         crowded = len(ys) >= 2 and bool((heat[ys, xs] < floor).any())  # a crowd, some held back
         if (max_hands >= TILE_MIN_HANDS and crowded and len(found) < max_hands and depth < TILE_DEPTH
                 and min(vw, vh) * TILE_SHARE >= TILE_MIN_PX):
-            tw, th = round(vw * TILE_SHARE), round(vh * TILE_SHARE)
-            views += [(x0 + dx, y0 + dy, tw, th, depth + 1) for dy in (0, vh - th) for dx in (0, vw - tw)]
+            views += [(*v, depth + 1) for v in _tiles(x0, y0, vw, vh)]
     dets = sorted((d for d, _ in found), key=lambda d: -d.score)
     return dets[: proposals(max_hands)]

@@ -151,7 +151,12 @@ def fake_hand(pinch: bool) -> np.ndarray:
 
 class FakeBackend:
     """A backend whose detector always finds one upright hand in the middle of a 64x64 frame
-    and whose landmark model returns :func:`fake_hand` (pinched while ``state["pinch"]``)."""
+    and whose landmark model returns :func:`fake_hand` (pinched while ``state["pinch"]``).
+
+    With ``state["white_hand_min_px"] = N`` the detector instead finds the white patch of its
+    input, as a hand, only when the patch is at least N pixels across there: a detector that
+    misses hands too small at its input's scale. ``state["confidence"]`` sets the landmark
+    model's per-landmark confidence (default 1)."""
 
     name = "fake"
     device = "cpu"
@@ -166,6 +171,18 @@ class FakeBackend:
                 g = size // 8
                 heat = np.zeros((1, 1, g, g), np.float32)
                 geom = np.zeros((1, 7, g, g), np.float32)
+                min_px = self.state.get("white_hand_min_px")
+                if min_px is not None:
+                    ys, xs = np.nonzero(batch[0].min(-1) > 0.9)
+                    if len(xs) and min(np.ptp(xs), np.ptp(ys)) + 1 >= min_px:
+                        cx, cy = (xs.min() + xs.max() + 1) / 2 / 8, (ys.min() + ys.max() + 1) / 2 / 8
+                        x, y = int(cx), int(cy)
+                        heat[0, 0, y, x] = 0.9
+                        geom[0, :2, y, x] = (cx - x - 0.5, cy - y - 0.5)
+                        geom[0, 2, y, x] = np.log((np.ptp(xs) + 1) / size)
+                        geom[0, 3:5, y, x] = (0.0, 0.4)
+                        geom[0, 5:7, y, x] = (0.0, -0.1)
+                    return [heat, geom]
                 y = x = g // 2
                 heat[0, 0, y, x] = 0.9
                 geom[0, 2, y, x] = np.log(0.5)        # side: half the input
@@ -177,7 +194,7 @@ class FakeBackend:
         def landmark(batch: np.ndarray) -> list[np.ndarray]:
             n = batch.shape[0]
             lm = np.repeat(fake_hand(bool(self.state.get("pinch")))[None], n, axis=0)
-            conf = np.ones((n, 21), np.float32)
+            conf = np.full((n, 21), self.state.get("confidence", 1.0), np.float32)
             presence = np.full((n, 1), self.state.get("presence", 0.99), np.float32)
             right = np.full((n, 1), 0.9, np.float32)
             return [lm, conf, presence, right]

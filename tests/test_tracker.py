@@ -239,11 +239,12 @@ def test_mirrored_reading_maps_back_onto_the_hand():
 def test_min_landmark_confidence_filters_hands():
     """The mean per-landmark confidence floor drops readings below it, in stills and video."""
     frame = next(iter(synthetic_clip(1, seed=7)))
-    with Tracker() as t:
+    whole = {"tile_search": False}  # a tile would read the same hand again, at another scale
+    with Tracker({"tracker": whole}) as t:
         hands = t.detect(frame.image)
     assert hands
     conf = min(float(h.confidence.mean()) for h in hands)
-    with Tracker({"tracker": {"min_landmark_confidence": min(1.0, conf + 1e-3)}}) as t:
+    with Tracker({"tracker": {**whole, "min_landmark_confidence": min(1.0, conf + 1e-3)}}) as t:
         assert len(t.detect(frame.image)) < len(hands)
     with Tracker() as t:
         assert t.process(frame.image).hands
@@ -339,6 +340,83 @@ def test_the_landmark_model_reads_four_proposals_even_for_one_hand():
     assert [round(d.score, 2) for d in one] == scores[:4]
     assert len(detect_hands(run, image, 192, 8, 0.15, max_hands=3)) == 5
     assert len(detect_hands(run, image, 192, 8, 0.75, max_hands=1)) == 2  # the threshold still holds
+
+
+# -- small hands: the tile search ------------------------------------------------------------
+def _small_white_hand(centre: tuple[int, int], side: int = 40, frame: int = 640) -> np.ndarray:
+    """A frame with one white patch: the fake detector's hand (``white_hand_min_px``)."""
+    image = np.zeros((frame, frame, 3), np.uint8)
+    x, y = centre
+    image[y - side // 2:y + side // 2, x - side // 2:x + side // 2] = 255
+    return image
+
+
+def test_small_hand_tiles_overlap_and_cover_the_frame():
+    """Four tiles, each 0.65 of the frame's sides, overlapping by 0.3 of them, covering every
+    pixel; none for a frame whose tiles would be under 64 px."""
+    from handsdk.detection import TILE_SHARE, small_hand_tiles
+
+    tiles = small_hand_tiles(640, 480)
+    assert len(tiles) == 4
+    covered = np.zeros((480, 640), bool)
+    for x0, y0, w, h in tiles:
+        assert (w, h) == (round(640 * TILE_SHARE), round(480 * TILE_SHARE))
+        assert x0 >= 0 and y0 >= 0 and x0 + w <= 640 and y0 + h <= 480
+        covered[y0:y0 + h, x0:x0 + w] = True
+    assert covered.all()
+    assert small_hand_tiles(90, 90) == []
+
+
+def test_small_hands_are_looked_for_in_tiles(fake_backend):
+    """A hand too small for the detector at the whole frame's scale (40 px of 640: 4 px of the
+    fake detector's 64 px input, which needs 5) is found in a 2x2 tile (416 px: 6 px) with
+    ``tile_search``, and lies where the patch is."""
+    from handsdk.detection import small_hand_tiles
+
+    fake_backend.state["white_hand_min_px"] = 5
+    image = _small_white_hand((150, 150))
+    with Tracker(fake_backend.config(tracker={"tile_search": False})) as off:
+        assert off.detect(image) == []
+        assert off.stats["detector_calls"] == 1
+    with Tracker(fake_backend.config()) as on:
+        hands = on.detect(image)
+        assert on.stats["detector_calls"] == 1 + len(small_hand_tiles(640, 640)) == 5
+    assert len(hands) == 1
+    assert np.abs(hands[0].landmarks[:, :2].mean(0) - 150).max() < 20
+    with Tracker(fake_backend.config()) as on:  # a hand found in the whole frame: no tiles
+        assert len(on.detect(_small_white_hand((320, 320), side=200))) == 1
+        assert on.stats["detector_calls"] == 1
+
+
+def test_a_hand_found_only_in_a_tile_needs_a_confident_reading(fake_backend):
+    """A tile magnifies clutter as well as hands, so a hand only a tile proposed also needs a mean
+    landmark confidence of ``TILE_MIN_LANDMARK_CONFIDENCE``; one found in the whole frame does not."""
+    from handsdk.tracker import TILE_MIN_LANDMARK_CONFIDENCE
+
+    fake_backend.state["white_hand_min_px"] = 5
+    for confidence, found in ((TILE_MIN_LANDMARK_CONFIDENCE + 0.05, 1), (TILE_MIN_LANDMARK_CONFIDENCE - 0.05, 0)):
+        fake_backend.state["confidence"] = confidence
+        with Tracker(fake_backend.config()) as t:
+            assert len(t.detect(_small_white_hand((150, 150)))) == found
+            assert len(t.detect(_small_white_hand((320, 320), side=200))) == 1
+
+
+def test_video_looks_at_one_tile_per_frame_until_a_hand_is_tracked(fake_backend):
+    """process(): while no hand is tracked, each frame also looks at one small-hand tile, in turn
+    (one more detector call a frame); a hand only in the last tile is found on the fourth frame,
+    and once it is tracked the detector rests (max_hands 1)."""
+    fake_backend.state["white_hand_min_px"] = 5
+    image = _small_white_hand((500, 500))  # inside the bottom-right tile only
+    with Tracker(fake_backend.config(tracker={"tile_search": False})) as off:
+        assert not any(off.process(image).hands for _ in range(6))
+    with Tracker(fake_backend.config()) as on:
+        calls, found = [], []
+        for _ in range(6):
+            before = on.stats["detector_calls"]
+            found.append(len(on.process(image).hands))
+            calls.append(on.stats["detector_calls"] - before)
+    assert found == [0, 0, 0, 1, 1, 1]
+    assert calls == [2, 2, 2, 2, 0, 0]
 
 
 # -- the presence threshold --------------------------------------------------------------------
