@@ -54,7 +54,8 @@ CLOSE_WAIT_S = 10.0
 #: 1.8e18 is epoch nanoseconds passed as milliseconds, and its frames would all look simultaneous.
 MAX_TIMESTAMP_MS = 2.0**53
 #: A hand found only in a small-hand tile (``tile_search``) must also read a mean landmark
-#: confidence of at least this: a tile magnifies clutter as well as hands. On every valid photo,
+#: confidence of at least this: a tile magnifies clutter as well as hands. ``detect()`` looks at
+#: the tiles while fewer than ``max_hands`` hands this confident are found. On every valid photo,
 #: 98 % of the tile readings on a labelled hand score 0.4 or more, and 151 of the 204 that pass
 #: the presence threshold on hand-free strips score under 0.35 (docs/models.md).
 TILE_MIN_LANDMARK_CONFIDENCE = 0.35
@@ -334,8 +335,9 @@ class Tracker:
         turns) and, with ``refine_still``, once more on the crop rebuilt from its own landmarks;
         with ``mirror_new`` the final crop is read again averaged with its mirror image; then
         readings below ``min_presence_confidence`` or ``min_landmark_confidence`` are dropped.
-        With ``tile_search`` and fewer than ``max_hands`` hands found, the detector looks again at
-        the image's 2x2 overlapping tiles, for hands too small to be found in the whole image.
+        With ``tile_search`` and fewer than ``max_hands`` hands found with a mean landmark
+        confidence of at least ``TILE_MIN_LANDMARK_CONFIDENCE``, the detector looks again at the
+        image's 2x2 overlapping tiles, for hands too small to be found in the whole image.
         """
         with self._guard.call() as open_:  # close() on another thread waits for this image
             if not open_:
@@ -351,7 +353,9 @@ class Tracker:
             found = self._read_new(bgr, [d.rect(self.crop_scale) for d in self._run_detector(bgr)])
             hands = self._dedupe([f for f in self._finite(found) if self._is_hand(f)])
             tiles = small_hand_tiles(bgr.shape[1], bgr.shape[0]) if t.tile_search else []
-            if tiles and len(hands) < t.max_hands:
+            # clutter the whole frame passed reads a low mean confidence: it does not stop the search
+            sure = [h for h in hands if float(np.mean(h["confidence"])) >= TILE_MIN_LANDMARK_CONFIDENCE]
+            if tiles and len(sure) < t.max_hands:
                 known = [h["rect"] for h in hands]
                 rects = [r for r in (d.rect(self.crop_scale) for d in self._run_detector(bgr, tiles))
                          if not any(_same_place(r, k) for k in known)]

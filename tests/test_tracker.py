@@ -401,6 +401,21 @@ def test_a_hand_found_only_in_a_tile_needs_a_confident_reading(fake_backend):
             assert len(t.detect(_small_white_hand((320, 320), side=200))) == 1
 
 
+def test_an_unsure_whole_frame_hand_does_not_stop_the_tile_search(fake_backend):
+    """Clutter the whole frame passes reads a low mean landmark confidence (docs/models.md, "Small
+    hands"), so with max_hands 1 a whole-frame hand under ``TILE_MIN_LANDMARK_CONFIDENCE`` still
+    lets detect() look at the tiles; a sure one does not."""
+    from handsdk.tracker import TILE_MIN_LANDMARK_CONFIDENCE
+
+    fake_backend.state["white_hand_min_px"] = 5
+    image = _small_white_hand((320, 320), side=200)  # found in the whole frame
+    for confidence, calls in ((TILE_MIN_LANDMARK_CONFIDENCE - 0.05, 5), (TILE_MIN_LANDMARK_CONFIDENCE + 0.05, 1)):
+        fake_backend.state["confidence"] = confidence
+        with Tracker(fake_backend.config()) as t:
+            assert len(t.detect(image)) == 1  # the tiles' proposals on it are not read again
+            assert t.stats["detector_calls"] == calls
+
+
 def test_video_looks_at_one_tile_per_frame_until_a_hand_is_tracked(fake_backend):
     """process(): while no hand is tracked, each frame also looks at one small-hand tile, in turn
     (one more detector call a frame); a hand only in the last tile is found on the fourth frame,
