@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -290,6 +291,17 @@ def test_stdout_carries_only_data(target, tmp_path):
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["frame"] for r in records] == [0, 1, 2, 3]
     assert "4 frames, a hand in" in proc.stderr  # the summary moved to stderr
+
+
+def test_the_summary_counts_frames_the_detector_ran_on_apart_from_its_calls(tmp_path):
+    """A frame can hold several detector calls (a small-hand tile while no hand is tracked, crowd
+    tiles), so `track` reports the frames as the JSONL's ``detector_ran`` does, and the calls apart."""
+    proc = handsdk("track", "synthetic", "--max-frames", "4", "--jsonl", "-", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ran = sum(json.loads(line)["detector_ran"] for line in proc.stdout.splitlines())
+    m = re.search(r"detector ran on (\d+) frames \((\d+) calls", proc.stderr)
+    assert m, proc.stderr
+    assert int(m.group(1)) == ran and int(m.group(2)) >= ran >= 1
 
 
 def test_a_reader_closing_the_pipe_ends_the_run_quietly(tmp_path):
