@@ -4,8 +4,12 @@
 # most of the time (the host prepares the batches), so runs share the call.
 # usage: device_train.sh PACK MINUTES OUTDIR RUNS
 #   RUNS: a file of lines "NAME  extra trainer options"; blank lines and # comments skipped.
-#   OUTDIR gets NAME.best.pt for each run and logs.tar (train logs, metrics, curves, GPU use),
-#   refreshed every 30 s, so a call cut off by its limit still returns what it has.
+#   OUTDIR gets NAME.best.pt for each run, NAME.state.pt (its compact resume state:
+#   handsdk.train.state) and logs.tar (train logs, metrics, curves, GPU use), refreshed every 30 s,
+#   so a call cut off by its limit still returns what it has.
+#   A run longer than one loan: put its NAME.state.pt from the last call in a carried folder and
+#   set HANDSDK_TRAIN_STATE to it; that run then resumes (--resume) where it stopped, and its
+#   --minutes is the whole run's budget, which the cosine schedule spans across the calls.
 set -uo pipefail
 pack=$1; minutes=$2; out=$3; runs_file=$4
 export PYTHONUNBUFFERED=1
@@ -23,6 +27,11 @@ while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   names+=("$name")
   mkdir -p "$work/$name"
+  carried="${HANDSDK_TRAIN_STATE:-}/$name.state.pt"
+  if [ -n "${HANDSDK_TRAIN_STATE:-}" ] && [ -f "$carried" ]; then
+    python3 -m handsdk.train.state expand "$carried" "$work/$name/last.pt" || exit 1
+    args="$args --resume"
+  fi
   # shellcheck disable=SC2086
   timeout "$limit" python3 -m handsdk.train.landmark --workdir "$work/$name" "${common[@]}" $args \
     > "$work/$name/train.log" 2>&1 &
@@ -31,6 +40,7 @@ done < "$runs_file"
 collect() {  # best weights and logs into OUTDIR; also while training, so a cut-off call keeps them
   for name in "${names[@]}"; do
     [ -f "$work/$name/best.pt" ] && cp "$work/$name/best.pt" "$out/.$name.tmp" && mv "$out/.$name.tmp" "$out/$name.best.pt"
+    [ -f "$work/$name/last.pt" ] && python3 -m handsdk.train.state compact "$work/$name/last.pt" "$out/$name.state.pt" >/dev/null
   done
   tar -C "$work" -cf "$out/.logs.tmp" gpu.txt dmon.txt $(cd "$work" && ls -d */train.log */metrics.jsonl */curves.png 2>/dev/null) \
     && mv "$out/.logs.tmp" "$out/logs.tar"

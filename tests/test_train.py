@@ -555,3 +555,36 @@ def test_int8_export_survives_an_output_saturated_on_every_calibration_crop(tmp_
     session = ort.InferenceSession(str(tmp_path / "m_int8.onnx"), providers=["CPUExecutionProvider"])
     features, presence = session.run(None, {"image": calibration[:2]})
     assert features.shape == (2, 4, 32, 32) and np.allclose(presence, 1.0, atol=0.01)
+
+
+def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
+    """The state that travels to a lent GPU and back: weights exact, Adam's moments to bfloat16,
+    step / time / best kept, EMA re-seeded from the weights, and about half of last.pt's size."""
+    from handsdk.train import state
+    from handsdk.train.loop import Trainer
+
+    def model():
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.BatchNorm2d(64), torch.nn.Conv2d(64, 64, 3))
+
+    torch.manual_seed(0)
+    first = Trainer(model(), tmp_path / "a", 600, 1e-3, torch.device("cpu"), False)
+    for _ in range(3):
+        first.update(first.model(torch.randn(2, 3, 12, 12)).square().mean())
+    first.checkpoint({"pck10": 0.5}, "pck10")
+    last = tmp_path / "a" / "last.pt"
+    small = tmp_path / "run.state.pt"
+    assert state.main(["compact", str(last), str(small)]) == 0
+    assert small.stat().st_size < 0.6 * last.stat().st_size
+    assert state.main(["expand", str(small), str(tmp_path / "b" / "last.pt")]) == 0
+    again = Trainer(model(), tmp_path / "b", 1200, 1e-3, torch.device("cpu"), True)
+    assert (again.step, again.best) == (3, 0.5) and again.elapsed == pytest.approx(first.elapsed)
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], value), name
+        assert torch.equal(again.ema.state_dict()[name], value), name
+    moments = [(a["exp_avg_sq"], b["exp_avg_sq"]) for a, b in
+               zip(first.opt.state_dict()["state"].values(), again.opt.state_dict()["state"].values(), strict=True)]
+    assert moments and all(b.dtype == torch.float32 and torch.allclose(a, b, rtol=1e-2, atol=0) for a, b in moments)
+    again.update(again.model(torch.randn(2, 3, 12, 12)).square().mean())  # and it trains on
+    assert again.step == 4
+    with pytest.raises(SystemExit, match="not a compact training state"):
+        state.expand(last, tmp_path / "c" / "last.pt")

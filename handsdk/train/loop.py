@@ -158,10 +158,17 @@ class Trainer:
         if improved:
             self.best = metrics[key]
             state["best"] = self.best
-            torch.save({"model": self.ema.state_dict(), "metrics": rec, "arch": self.arch},
-                       self.workdir / "best.pt")
-        torch.save(state, self.workdir / "last.pt")
+            _save(self.workdir / "best.pt", {"model": self.ema.state_dict(), "metrics": rec, "arch": self.arch})
+        _save(self.workdir / "last.pt", state)
         return improved
+
+
+def _save(path: Path, obj: dict) -> None:
+    """torch.save through a temporary file: a run killed mid-write (a timeout, a lost machine)
+    keeps its previous checkpoint whole, so ``--resume`` still works."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 def add_common_arguments(ap, *, minutes: float, input_size: int, batch_help: str, seed: int) -> None:
