@@ -46,8 +46,8 @@ class TrackerConfig:
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
     new_hand_interval: int = 1  # with some hands tracked but fewer than max_hands, look for more every N frames
-    # fewer than max_hands found in the whole frame: look again in its 2x2 overlapping tiles for small hands
-    # (detect(): all four; process(): while no hand is tracked, one per frame in turn)
+    # fewer than max_hands sure hands in the whole frame: look again in its 2x2 overlapping tiles for small
+    # hands (detect(): all four; process(): while no hand is tracked, one per frame in turn)
     tile_search: bool = True
 
 

@@ -348,10 +348,10 @@ class Tracker:
         bgr = as_bgr(image)
         t = self.config.tracker
         if self._pipeline:
-            found = self._external(bgr, still=True)
+            found = self._finite(self._external(bgr, still=True))
         else:
-            found = self._read_new(bgr, [d.rect(self.crop_scale) for d in self._run_detector(bgr)])
-            hands = self._dedupe([f for f in self._finite(found) if self._is_hand(f)])
+            found = self._finite(self._read_new(bgr, [d.rect(self.crop_scale) for d in self._run_detector(bgr)]))
+            hands = self._dedupe([f for f in found if self._is_hand(f)])
             tiles = small_hand_tiles(bgr.shape[1], bgr.shape[0]) if t.tile_search else []
             # clutter the whole frame passed reads a low mean confidence: it does not stop the search
             sure = [h for h in hands if float(np.mean(h["confidence"])) >= TILE_MIN_LANDMARK_CONFIDENCE]
@@ -359,9 +359,8 @@ class Tracker:
                 known = [h["rect"] for h in hands]
                 rects = [r for r in (d.rect(self.crop_scale) for d in self._run_detector(bgr, tiles))
                          if not any(_same_place(r, k) for k in known)]
-                found += [{**f, "from_tile": True} for f in self._read_new(bgr, rects)]
-        found = [f for f in self._finite(found) if self._is_hand(f)]
-        found = self._dedupe(found)[: t.max_hands]
+                found += [{**f, "from_tile": True} for f in self._finite(self._read_new(bgr, rects))]
+        found = self._dedupe([f for f in found if self._is_hand(f)])[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
         for slot in self.consumers:
             if slot.kind == "classifier":

@@ -156,7 +156,7 @@ class FakeBackend:
     With ``state["white_hand_min_px"] = N`` the detector instead finds the white patch of its
     input, as a hand, only when the patch is at least N pixels across there: a detector that
     misses hands too small at its input's scale. ``state["confidence"]`` sets the landmark
-    model's per-landmark confidence (default 1)."""
+    model's per-landmark confidence (default 1); ``state["nan"]`` makes its landmarks NaN."""
 
     name = "fake"
     device = "cpu"
@@ -194,6 +194,8 @@ class FakeBackend:
         def landmark(batch: np.ndarray) -> list[np.ndarray]:
             n = batch.shape[0]
             lm = np.repeat(fake_hand(bool(self.state.get("pinch")))[None], n, axis=0)
+            if self.state.get("nan"):
+                lm[:] = np.nan
             conf = np.full((n, 21), self.state.get("confidence", 1.0), np.float32)
             presence = np.full((n, 1), self.state.get("presence", 0.99), np.float32)
             right = np.full((n, 1), 0.9, np.float32)

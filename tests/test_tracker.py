@@ -416,6 +416,15 @@ def test_an_unsure_whole_frame_hand_does_not_stop_the_tile_search(fake_backend):
             assert t.stats["detector_calls"] == calls
 
 
+def test_each_non_finite_reading_is_counted_once_in_detect(fake_backend):
+    """detect() checks the whole frame's readings before deciding on the tiles and the tiles'
+    readings after: each NaN reading is one in ``stats["nonfinite_hands"]``, not two."""
+    with Tracker(fake_backend.config(tracker={"tile_search": False})) as t:
+        fake_backend.state["nan"] = True  # after loading, which refuses a model that gives NaN
+        assert t.detect(fake_backend.frame()) == []
+        assert t.stats["nonfinite_hands"] == 1  # one proposal, one reading kept of its two turns
+
+
 def test_video_looks_at_one_tile_per_frame_until_a_hand_is_tracked(fake_backend):
     """process(): while no hand is tracked, each frame also looks at one small-hand tile, in turn
     (one more detector call a frame); a hand only in the last tile is found on the fourth frame,

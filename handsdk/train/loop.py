@@ -158,12 +158,12 @@ class Trainer:
         if improved:
             self.best = metrics[key]
             state["best"] = self.best
-            _save(self.workdir / "best.pt", {"model": self.ema.state_dict(), "metrics": rec, "arch": self.arch})
-        _save(self.workdir / "last.pt", state)
+            save_atomically(self.workdir / "best.pt", {"model": self.ema.state_dict(), "metrics": rec, "arch": self.arch})
+        save_atomically(self.workdir / "last.pt", state)
         return improved
 
 
-def _save(path: Path, obj: dict) -> None:
+def save_atomically(path: Path, obj: dict) -> None:
     """torch.save through a temporary file: a run killed mid-write (a timeout, a lost machine)
     keeps its previous checkpoint whole, so ``--resume`` still works."""
     tmp = path.with_name(path.name + ".tmp")
