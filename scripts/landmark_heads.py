@@ -169,6 +169,7 @@ def train(head: str, args: argparse.Namespace) -> None:
     backgrounds = background_bank(args.input_size, seed=0, device=dev)
     lm, right = torch.from_numpy(pool.landmarks).to(dev), torch.from_numpy(pool.right).to(dev)
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
+    others = torch.from_numpy(pool.others).to(dev)
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]
@@ -179,7 +180,8 @@ def train(head: str, args: argparse.Namespace) -> None:
         n_syn = int(round(batch * 0.2))
         idx = np.concatenate([rng.choice(train_real, batch - n_syn), rng.choice(train_syn, n_syn)]).astype(np.int64)
         x, t = make_batch(canvas, lm, right, torch.from_numpy(idx).to(dev), args.input_size, True,
-                          backgrounds=backgrounds, background_share=0.3, hand_free=hand_free, hand_free_share=0.1)
+                          backgrounds=backgrounds, background_share=0.3, hand_free=hand_free, hand_free_share=0.1,
+                          others=others)
         loss, parts = losses(head, tr.model, tr.model.forward_raw(x.contiguous()), t)
         tr.update(loss)
         tr.log_step(loss, parts)

@@ -588,3 +588,113 @@ def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
     assert again.step == 4
     with pytest.raises(SystemExit, match="not a compact training state"):
         state.expand(last, tmp_path / "c" / "last.pt")
+
+
+def test_pack_carries_the_other_hands_scaled_and_moved_with_the_photo(tmp_path):
+    """``others`` in the labels (the hands a label does not cover) reach the trainers' pool in the
+    packed photo's pixels: scaled with it by ``max_side``, moved with it by ``hand_context``."""
+    import cv2
+
+    from handsdk.train import pack
+    from handsdk.train.loop import build_pool
+
+    img = np.full((400, 800, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "two.png"), img)
+    hand = np.zeros((21, 3))
+    hand[:, 0], hand[:, 1] = np.linspace(100, 160, 21), np.linspace(300, 200, 21)
+    other = hand.copy()
+    other[:, 0] += 500
+    rec = {"path": str(tmp_path / "two.png"), "dataset": "sign_digits", "split": "train", "group": "g",
+           "label": "x", "landmarks": hand.tolist(), "right": 1.0, "hand_free": None}
+    lines = [dict(rec, others=[other.tolist()]), dict(rec, group="h")]  # the second: a record from before
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "pack.npz", max_side=400)
+    pool = build_pool(tmp_path / "pack.npz", 0)
+    assert pool.others.shape == (2, pack.MAX_OTHERS, 21, 2)
+    np.testing.assert_allclose(pool.others[0, 0], other[:, :2] * 0.5, atol=1e-4)  # 800 → 400 px
+    assert np.isnan(pool.others[0, 1:]).all() and np.isnan(pool.others[1]).all()
+
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "ctx.npz", max_side=1000, hand_context=3.0)
+    z = np.load(tmp_path / "ctx.npz")
+    shift = hand[0, :2] - z["landmarks"][0, 0, :2]  # where the square around the hand starts
+    assert shift[1] > 0  # cut above the hand (the photo's left edge is within reach)
+    np.testing.assert_allclose(z["others"][0, 0], other[:, :2] - shift, atol=1e-4)
+
+
+def test_detector_frames_keep_the_photos_other_hands_as_targets():
+    """A photo's unlabelled second hand is a target wherever the frame shows it (the same
+    transform as the labelled hand's), never background, and never on a hand-free frame."""
+    import torch
+
+    from handsdk.train.augment import Canvas, background_bank
+    from handsdk.train.detector import make_batch, targets
+
+    img = np.full((200, 400, 3), 120, np.uint8)
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0], lm[:, 1] = np.linspace(40, 90, 21), np.linspace(150, 60, 21)
+    other = lm[:, :2].copy()
+    other[:, 0] += 250
+    canvas = Canvas([img], torch.device("cpu"))
+    idx = torch.zeros(96, dtype=torch.long)
+    bg = background_bank(64, n=4)
+    lms, others = torch.from_numpy(lm[None]), torch.full((1, 2, 21, 2), float("nan"))
+    others[0, 0] = torch.from_numpy(other)
+
+    _, plain = make_batch(canvas, lms, idx, idx, bg, 64, gen=torch.Generator().manual_seed(3))
+    _, hands = make_batch(canvas, lms, idx, idx, bg, 64, gen=torch.Generator().manual_seed(3), others=others)
+    assert plain.shape[1] == 2 and hands.shape[1] == 2 + 4
+    torch.testing.assert_close(hands[:, :2], plain, equal_nan=True)  # the labelled hands as before
+    shown = ~torch.isnan(hands[:, 2:]).any(-1).any(-1)  # (B, 4)
+    assert 10 < int(shown.any(1).sum()) < 96  # photo-framed frames show it; close re-framings do not
+    for b, h in shown.nonzero().tolist():
+        o, first = hands[b, 2 + h], hands[b, 0] if h < 2 else hands[b, 1]
+        # a similarity transform: the distance between the hands in wrist-to-tip lengths is kept
+        ratio = (o[0] - first[0]).norm() / (first[20] - first[0]).norm()
+        assert abs(float(ratio) - 250 / float(np.hypot(50, 90))) < 0.02
+        mid = (o.amin(0) + o.amax(0)) / 2
+        assert ((mid >= 0) & (mid < 64)).all()
+    heat, _, mask = targets(hands, 64)
+    b = int(shown.nonzero()[0, 0])
+    assert heat[b, 0].flatten().topk(2).values.min() == 1 and mask[b].sum() >= 2  # both hands peak
+
+    strip = torch.tensor([[200, 0, 400, 200]])
+    _, free = make_batch(canvas, lms, idx, idx, bg, 64, gen=torch.Generator().manual_seed(3), others=others,
+                         hand_free=strip, free_idx=torch.tensor([0]), hand_free_share=1.0)
+    empty = torch.isnan(free[:, :2]).all(-1).all(-1).all(-1)
+    assert empty.any() and torch.isnan(free[empty]).all()  # hand-free frames: no hand at all
+
+
+def test_crops_beside_the_hand_that_hold_another_hand_are_not_negatives():
+    """The landmark trainer's beside-the-hand crops teach "no hand" (presence 0), except where
+    the crop holds a third of another hand the label does not cover: those are left out
+    (presence weight 0) rather than taught as clutter."""
+    import torch
+
+    from handsdk.train.augment import Canvas
+    from handsdk.train.landmark import make_batch
+
+    img = np.full((300, 600, 3), 120, np.uint8)
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0], lm[:, 1] = np.linspace(250, 290, 21), np.linspace(200, 120, 21)
+    other = lm[:, :2].copy()
+    other[:, 0] += 120  # the signer's other hand, right beside
+    canvas = Canvas([img], torch.device("cpu"))
+    idx = torch.zeros(256, dtype=torch.long)
+    lms, right = torch.from_numpy(lm[None]), torch.ones(1)
+    others = torch.full((1, 1, 21, 2), float("nan"))
+    others[0, 0] = torch.from_numpy(other)
+
+    def weights(o):
+        _, t = make_batch(canvas, lms, right, idx, 64, True, neg_fraction=1.0,
+                          gen=torch.Generator().manual_seed(5), others=o)
+        return t["presence"], t["presence_w"]
+
+    presence, before = weights(None)
+    _, after = weights(others)
+    negatives = (presence == 0) & (before == 1)
+    assert negatives.sum() > 100
+    dropped = negatives & (after == 0)
+    assert 10 < int(dropped.sum()) < int(negatives.sum())  # the crops on the right side, not all
+    assert torch.equal(after[~dropped], before[~dropped])
+    _, none = weights(torch.full((1, 1, 21, 2), float("nan")))
+    assert torch.equal(none, before)  # no other hand: nothing changes

@@ -41,7 +41,7 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
 
 def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0,
                hand_free: torch.Tensor | None = None, free_idx: torch.Tensor | None = None,
-               hand_free_share: float = 0.0, min_frac: float = 0.12):
+               hand_free_share: float = 0.0, min_frac: float = 0.12, others: torch.Tensor | None = None):
     """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands; NaN: none).
 
     Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
@@ -52,7 +52,9 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
     ``hand_free_share`` > 0 that share of the frames shows only clutter from the strip of a photo
     drawn from ``free_idx`` — the lamp bases, door handles and sleeves the detector otherwise
     proposes as hands — with no hand to find. Re-framed hands span ``min_frac``–0.85 of the frame
-    (log-uniform)."""
+    (log-uniform). ``others`` (pool size, K, 21, 2; NaN: none) are the photos' hands the label
+    does not cover: they are targets too wherever the frame shows them, not background. The
+    returned hands are the labelled ones (≤ 2), then those (≤ 2K)."""
     dev = canvas.device
     b = idx.shape[0]
 
@@ -82,6 +84,14 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
             angle[natural] = angle[natural] + quarter
     x, m = _frames(canvas, lm, idx, size, frac, cxy, angle, upright=~natural)
     pts = [to_crop_coords(lm[idx, :, :2], m, size) * size]
+    k = 0 if others is None else others.shape[1]
+    extra = torch.full((b, 2 * k, 21, 2), float("nan"), device=dev)
+
+    def in_frame(i, mat):  # the photos' other hands in frame pixels
+        return to_crop_coords(others[i].reshape(len(i), -1, 2), mat, size).reshape(len(i), k, 21, 2) * size
+
+    if k:
+        extra[:, :k] = in_frame(idx, m)
     # two-hand mosaics: left half from one frame, right half from another
     mosaic = r(b) < 0.33
     if mosaic.any():
@@ -102,18 +112,28 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
         second = torch.full_like(pts[0], float("nan"))
         second[mosaic] = p2
         pts.append(second)
+        if k:  # each half keeps the other hands wholly on its side of the seam
+            o1, o2 = in_frame(idx[mosaic], m1), in_frame(idx2[mosaic], m2)
+            o1 = torch.where((o1[..., 0] < half).all(-1)[..., None, None], o1, float("nan"))
+            o2 = torch.where((o2[..., 0] >= half).all(-1)[..., None, None], o2, float("nan"))
+            extra[mosaic] = torch.cat([o1, o2], 1)
     if hand_free is not None and free_idx is not None and len(free_idx) and hand_free_share > 0:
         pick = ~mosaic & (r(b) < hand_free_share)
         if pick.any():
             src = free_idx[torch.randint(0, len(free_idx), (int(pick.sum()),), device=dev, generator=gen)]
             x[pick] = strip_frames(canvas, src, hand_free[src].float(), size, gen)
             pts = [torch.where(pick[:, None, None], float("nan"), p) for p in pts]
+            extra[pick] = float("nan")
     # random backgrounds where the frame falls outside the photo
     empty = (x.sum(1, keepdim=True) == 0).float()
     use_bg = (r(b, 1, 1, 1) < 0.7).float()
     x = x + empty * use_bg * bg[torch.randint(0, bg.shape[0], (b,), device=dev, generator=gen)]
     x = photometric(x, gen)
-    return x.permute(0, 2, 3, 1).contiguous(), torch.stack(pts, 1)  # (B, H≤2, 21, 2)
+    if k:  # an other hand counts where its box's centre is in the frame (NaN compares False)
+        mid = (extra.amin(2) + extra.amax(2)) / 2
+        extra[~((mid >= 0) & (mid < size)).all(-1)] = float("nan")
+    hands = torch.cat([torch.stack(pts, 1), extra], 1)
+    return x.permute(0, 2, 3, 1).contiguous(), hands  # (B, H, 21, 2)
 
 
 def strip_frames(canvas, idx, strip, size, gen=None, train: bool = True):
@@ -253,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     val_idx = torch.from_numpy(val if len(val) else np.where(pool.valid)[0]).to(dev)
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
     free_idx = torch.from_numpy(train_idx[pool.hand_free[train_idx, 0] >= 0]).to(dev)
+    others = torch.from_numpy(pool.others).to(dev)
+    print(f"other hands (targets too): {int((~torch.isnan(others[:, :, 0, 0])).sum())} in "
+          f"{int((~torch.isnan(others[:, :, 0, 0])).any(1).sum())} photos")
     if args.hand_free_share > 0 and not len(free_idx):
         raise SystemExit("--hand-free-share needs a pack with hand_free strips "
                          "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
@@ -264,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn,
                                hand_free=hand_free, free_idx=free_idx, hand_free_share=args.hand_free_share,
-                               min_frac=args.min_hand_frac)
+                               min_frac=args.min_hand_frac, others=others)
         heat_t, geom_t, mask = targets(hands, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)

@@ -43,12 +43,15 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
                hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0,
                motion_blur: float = 0.0, low_light: float = 0.0, stretch: float = 0.0,
-               edge_cut_share: float = 0.0):
+               edge_cut_share: float = 0.0, others: torch.Tensor | None = None):
     """Cut crops for ``idx`` → (input NHWC, targets dict).
 
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
     -1 for none); with ``hand_free_share`` > 0 that share of the batch (photos that have one)
     becomes random crops lying wholly inside the strip — real clutter, presence 0.
+    ``others`` (pool size, K, 21, 2; NaN: none): the photos' hands the label does not cover. A
+    crop beside the labelled hand that holds a third of another hand's points is not taught as
+    "no hand" (presence weight 0): the signer's other hand is often right beside the labelled one.
     """
     dev = canvas.device
     b = idx.shape[0]
@@ -100,6 +103,10 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
     inside = ((xy > 0) & (xy < 1)).all(-1).float().mean(-1)
     presence = (inside >= 0.85).float()
     presence_w = ((inside >= 0.85) | (inside <= 0.3)).float()
+    if others is not None and others.shape[1]:
+        o = to_crop_coords(others[idx].reshape(b, -1, 2), m, size).reshape(b, others.shape[1], 21, 2)
+        holds_other = (((o > 0) & (o < 1)).all(-1).float().mean(-1) > 1 / 3).any(-1)  # NaN: outside
+        presence_w = torch.where((presence == 0) & holds_other, 0.0, presence_w)
     targets = {"xy": xy, "z": z, "right": right, "presence": presence, "presence_w": presence_w}
     return x.permute(0, 2, 3, 1).contiguous(), targets
 
@@ -200,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     lm = torch.from_numpy(pool.landmarks).to(dev)
     right = torch.from_numpy(pool.right).to(dev)
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
+    others = torch.from_numpy(pool.others).to(dev)
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                           backgrounds=backgrounds, background_share=args.background_share,
                           hand_free=hand_free, hand_free_share=args.hand_free_share,
                           motion_blur=args.motion_blur_share, low_light=args.low_light_share,
-                          stretch=args.stretch_share, edge_cut_share=args.edge_cut_share)
+                          stretch=args.stretch_share, edge_cut_share=args.edge_cut_share, others=others)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .pack import load_pack
+from .pack import MAX_OTHERS, load_pack
 
 
 @dataclass
@@ -25,11 +25,13 @@ class Pool:
     synthetic: np.ndarray  # (N,) bool
     dataset: np.ndarray  # (N,) str
     hand_free: np.ndarray  # (N, 4) int: a teacher-verified hand-free strip x0, y0, x1, y1; -1: none
+    others: np.ndarray  # (N, MAX_OTHERS, 21, 2) image pixels of the hands the label does not cover; NaN: none
 
 
 def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
     """Real photos from the pack plus ``n_synthetic`` renders (5 % of those held out)."""
-    images, lms, right, valid, synth, ds, free = [], [], [], [], [], [], []
+    images, lms, right, valid, synth, ds, free, others = [], [], [], [], [], [], [], []
+    no_others = np.full((MAX_OTHERS, 21, 2), np.nan, np.float32)
     if pack is not None:
         p = load_pack(pack)
         images += p["images"]
@@ -39,6 +41,8 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
         synth += [False] * len(p["images"])
         ds += list(p["dataset"])
         free += list(p["hand_free"]) if "hand_free" in p else [np.full(4, -1)] * len(p["images"])
+        # a pack from before ``others``: its photos' second hands are unknown (and left as background)
+        others += list(p["others"]) if "others" in p else [no_others] * len(p["images"])
     if n_synthetic:
         try:
             from ..synthetic import render_sample
@@ -53,11 +57,12 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
                 synth.append(True)
                 ds.append("synthetic")
                 free.append(np.full(4, -1))
+                others.append(no_others)
         except Exception as exc:  # a broken renderer must not cost a training run
             print(f"warning: synthetic renders unavailable ({exc}); training on real photos only")
     return Pool(images, np.stack(lms).astype(np.float32), np.asarray(right, np.float32),
                 np.asarray(valid), np.asarray(synth), np.asarray(ds),
-                np.asarray(free, np.int64).reshape(-1, 4))
+                np.asarray(free, np.int64).reshape(-1, 4), np.stack(others).astype(np.float32))
 
 
 class Trainer:

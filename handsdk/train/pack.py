@@ -18,6 +18,9 @@ from handsdk.script import ArgumentParser
 from ..data import FETCHED, TRAINABLE
 from ..errors import ConfigError
 
+#: other hands kept per photo (``others`` in the labels); a photo rarely holds more
+MAX_OTHERS = 3
+
 
 def trainable_sets() -> tuple[str, ...]:
     """The shared sets whose licence allows shipped weights, and the fetched sets except the one
@@ -54,7 +57,7 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
     """Pack the labelled photos of ``datasets``; ``hand_context`` > 0 keeps only a square of that
     many hand sizes around each hand (the landmark trainer's crops need no more)."""
     datasets = datasets or trainable_sets()
-    blobs, lms, rights, splits, groups, names, sets, free = [], [], [], [], [], [], [], []
+    blobs, lms, rights, splits, groups, names, sets, free, others = [], [], [], [], [], [], [], [], []
     for line in labels.read_text().splitlines():
         rec = json.loads(line)
         if rec["dataset"] not in datasets:
@@ -64,8 +67,13 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
             continue
         lm = np.asarray(rec["landmarks"], np.float32)
         region = rec.get("hand_free")  # teacher-verified hand-free strip (pseudolabel), or none
+        other = np.full((MAX_OTHERS, 21, 2), np.nan, np.float32)  # the hands the label does not cover
+        for k, o in enumerate((rec.get("others") or [])[:MAX_OTHERS]):
+            other[k] = np.asarray(o, np.float32)[:, :2]
         if hand_context:
+            before = lm[0, :2].copy()
             img, lm, region = _around_hand(img, lm, region, hand_context)
+            other -= before - lm[0, :2]
         s = min(1.0, max_side / max(img.shape[:2]))
         if s < 1.0:
             img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
@@ -73,6 +81,7 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         blobs.append(buf.tobytes())
         lm *= s
         lms.append(lm)
+        others.append(other * s)
         rights.append(rec["right"])
         splits.append(rec["split"])
         groups.append(rec["group"])
@@ -94,7 +103,8 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
     np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
              landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
              split=np.asarray(splits), group=np.asarray(groups), label=np.asarray(names),
-             dataset=np.asarray(sets), hand_free=np.asarray(free, np.int32).reshape(-1, 4))
+             dataset=np.asarray(sets), hand_free=np.asarray(free, np.int32).reshape(-1, 4),
+             others=np.stack(others))
     return {"photos": len(blobs), "bytes": int(offsets[-1])}
 
 

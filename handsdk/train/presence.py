@@ -129,6 +129,7 @@ def add_sampler_crops(fs: FeatureSet, pool, idx: np.ndarray, rounds: int, train:
     canvas = Canvas([pool.images[i] for i in idx], torch.device("cpu"))
     lm = torch.from_numpy(pool.landmarks[idx])
     right = torch.from_numpy(pool.right[idx])
+    others = torch.from_numpy(pool.others[idx])
     gen = torch.Generator().manual_seed(seed)
     size = fs.model.input_size
     bank = background_bank(size, seed=seed)
@@ -137,7 +138,7 @@ def add_sampler_crops(fs: FeatureSet, pool, idx: np.ndarray, rounds: int, train:
         for s in range(0, len(idx), 128):
             x, t = make_batch(canvas, lm, right, order[s:s + 128], size, train,
                               neg_fraction=0.15 if train else 0.0, gen=gen, backgrounds=bank,
-                              background_share=0.3 if train else 0.0)
+                              background_share=0.3 if train else 0.0, others=others)
             fs.add(x, t["presence"], t["presence_w"], t["right"])
 
 

@@ -10,6 +10,11 @@ Each record also gets ``hand_free``: the photo's largest strip beside the labell
 backgrounds verified hand-free, the negatives that train the presence head
 (:mod:`handsdk.train.presence`). A photo can hold a second hand the label does not cover, so the
 strip alone is not enough. ``--hand-free-only`` adds the field to an existing labels file.
+
+And ``others``: the landmarks of every other hand the teacher finds in the photo (presence at
+least :data:`OTHER_MIN_PRESENCE`). A label covers one hand; without ``others`` the detector
+trainer, which shows whole photos, would teach that a signer's second hand is background (measured:
+docs/models.md, "Second hands"). ``--others-only`` adds the field to an existing labels file.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from handsdk.script import ArgumentParser
 from ..data import EVAL_ONLY, FETCHED, TRAINABLE, iter_photos, teacher_root, yolo_box
 from ..errors import ConfigError
 from ..geometry import hand_free_region
-from ..types import RotatedRect
+from ..types import RotatedRect, hand_size
 from .teacher import MediaPipeTeacher
+
+#: an unlabelled hand counts for ``others`` from this teacher presence (the label itself needs 0.9)
+OTHER_MIN_PRESENCE = 0.8
 
 
 def _box_candidates(photo, image: np.ndarray) -> list[RotatedRect]:
@@ -68,7 +76,24 @@ def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9,
         "landmarks": np.round(best.landmarks, 2).tolist(), "presence": round(best.presence, 4),
         "right": round(best.right, 4),
         "hand_free": verified_hand_free(teacher, image, best.landmarks) if hand_free else None,
+        "others": other_hands(teacher, image, best.landmarks),
     }
+
+
+def other_hands(teacher: MediaPipeTeacher, image: np.ndarray, landmarks) -> list[list[list[float]]]:
+    """The other hands the teacher finds in the photo (landmarks in pixels, rounded): every hand
+    it tracks with presence ≥ :data:`OTHER_MIN_PRESENCE` whose points lie on average more than half
+    a hand size from the labelled ``landmarks``."""
+    ref = np.asarray(landmarks, np.float64)[:, :2]
+    size = hand_size(ref)
+    out = []
+    for h in teacher.track(image, max_hands=4, min_presence=OTHER_MIN_PRESENCE):
+        if float(np.linalg.norm(h.landmarks[:, :2] - ref, axis=1).mean()) <= 0.5 * size:
+            continue
+        refined = teacher.landmarks_in(image, teacher.roi_from_landmarks(h.landmarks))
+        h = refined if refined.presence >= h.presence - 0.05 else h  # the crop from its landmarks
+        out.append(np.round(h.landmarks, 2).tolist())
+    return out
 
 
 def verified_hand_free(teacher: MediaPipeTeacher, image: np.ndarray, landmarks) -> list[int] | None:
@@ -92,6 +117,17 @@ def add_hand_free(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
     return len(recs), sum(r["hand_free"] is not None for r in recs)
 
 
+def add_others(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
+    """Add ``others`` to every record of an existing labels file (in place): (records, records
+    with another hand)."""
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for rec in recs:
+        image = cv2.imread(rec["path"])
+        rec["others"] = [] if image is None else other_hands(teacher, image, rec["landmarks"])
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return len(recs), sum(bool(r["others"]) for r in recs)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="python -m handsdk.train.pseudolabel", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache/handsdk/labels.jsonl")
@@ -100,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", nargs="*", default=list(TRAINABLE + EVAL_ONLY + FETCHED))
     ap.add_argument("--hand-free-only", action="store_true",
                     help="only add the verified hand-free strips to the existing --out file")
+    ap.add_argument("--others-only", action="store_true",
+                    help="only add the other hands in each photo to the existing --out file")
     args = ap.parse_args(argv)
     if args.teacher is None:
         print("no teacher models found (../shared/teacher or HANDSDK_TEACHER)", file=sys.stderr)
@@ -108,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.hand_free_only:
         n, free = add_hand_free(teacher, args.out)
         print(f"{free} of {n} photos have a hand-free strip the teacher confirms -> {args.out}")
+        return 0
+    if args.others_only:
+        n, with_others = add_others(teacher, args.out)
+        print(f"{with_others} of {n} photos hold another hand the teacher finds -> {args.out}")
         return 0
     known = set(TRAINABLE + EVAL_ONLY + FETCHED)
     unknown = sorted(set(args.datasets) - known)
