@@ -9,7 +9,9 @@ that a landmark within PCK@0.1 has a higher confidence than one outside it; 0.5 
 than chance) and the mean confidence of correct and of wrong landmarks. End to end, also
 ``false_pos``: the share of hand-free images where a hand is reported anyway — each photo's
 largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
-framed too tightly have none), run through the same pipeline. A JSONL whose lines name more
+framed too tightly have none), run through the same pipeline; and ``both_found``: of the photos
+whose JSONL line lists ``others`` (the hands its label does not cover), the share where every
+hand is found. A JSONL whose lines name more
 than one ``dataset`` is also scored per dataset (``by_dataset``, and a row each in the table).
 
 ``perturb`` (``handsdk eval --perturb NAME``) scores the same photos made harder, with the
@@ -318,6 +320,29 @@ def _best_match(cands: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:
     return cands[i] if d[i] < 0.5 * hand_size(ref) else None
 
 
+def _other_hands(meta: dict[str, Any]) -> list[np.ndarray]:
+    """The reference's other hands (``others`` in a labels line: the hands its label does not
+    cover, e.g. :mod:`handsdk.train.pseudolabel`'s), as (21, 2+) arrays; malformed ones are skipped."""
+    out = []
+    for o in meta.get("others") or []:
+        a = np.asarray(o, np.float64)
+        if a.ndim == 2 and a.shape[0] == 21 and a.shape[1] >= 2:
+            out.append(a)
+    return out
+
+
+def _all_found(cands: list[np.ndarray], refs: list[np.ndarray]) -> bool:
+    """Whether each reference hand has a candidate of its own (:func:`_best_match`, each candidate
+    used once)."""
+    left = list(cands)
+    for ref in refs:
+        match = _best_match(left, ref)
+        if match is None:
+            return False
+        left = [c for c in left if c is not match]
+    return True
+
+
 def _add_hands(scores: Scores, hands: list, ref: np.ndarray) -> None:
     """Score the tracker's hand that matches ``ref`` (landmarks and their confidences)."""
     match = _best_match([h.landmarks for h in hands], ref)
@@ -365,7 +390,11 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
     datasets: list[str] = []  # of each scored sample, for the per-dataset breakdown
     hand_free = {k: [] for k in scores if k.endswith("_e2e")}
     free_sets: list[str] = []  # the dataset of each hand-free strip
-    scored: list[tuple[Path, int | None]] = []  # image and hand-free strip index of each scored sample
+    # photos whose reference lists other hands too: whether every hand was found
+    both = {k: [] for k in scores if k.endswith("_e2e")}
+    both_sets: list[str] = []
+    # image, hand-free strip index and two-hand index of each scored sample
+    scored: list[tuple[Path, int | None, int | None]] = []
     too_few = 0
     for i, s in enumerate(samples):
         if labelled(s.landmarks).sum() < MIN_LABELLED:
@@ -384,12 +413,22 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
         datasets.append(str(s.meta.get("dataset") or "(none)"))
         crop_lm, crop_conf = ours_crop(img, ref)
         scores["handsdk_crop"].add(crop_lm, ref, crop_conf)
-        _add_hands(scores["handsdk_e2e"], tracker.detect(img), ref)
+        hands = tracker.detect(img)
+        _add_hands(scores["handsdk_e2e"], hands, ref)
+        others = [] if perturb is not None else _other_hands(s.meta)  # a perturbation moves only ref
+        if others:
+            both["handsdk_e2e"].append(_all_found([h.landmarks for h in hands], [ref, *others]))
         if teacher is not None:
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
-            scores["mediapipe_e2e"].add(_best_match([h.landmarks for h in teacher.track(img)], ref), ref)
+            theirs = [h.landmarks for h in teacher.track(img)]
+            scores["mediapipe_e2e"].add(_best_match(theirs, ref), ref)
+            if others:
+                both["mediapipe_e2e"].append(_all_found(theirs, [ref, *others]))
+        if others:
+            both_sets.append(datasets[-1])
         region = hand_free_region((img.shape[1], img.shape[0]), ref[labelled(ref)])
-        scored.append((s.image_path, None if region is None else len(free_sets)))
+        scored.append((s.image_path, None if region is None else len(free_sets),
+                       len(both_sets) - 1 if others else None))
         if region is not None:
             x0, y0, x1, y1 = region
             strip = np.ascontiguousarray(img[y0:y1, x0:x1])
@@ -420,18 +459,28 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
         for target, hits in parts:
             target["hand_free_images"] = len(hits)
             target["false_pos"] = float(np.mean(hits)) if hits else None
+    for k, found in both.items():
+        parts = [(out[k], found)]
+        for name, sub in out[k].get("by_dataset", {}).items():
+            parts.append((sub, [f for f, d in zip(found, both_sets, strict=True) if d == name]))
+        for target, hits in parts:
+            target["two_hand_images"] = len(hits)
+            target["both_found"] = float(np.mean(hits)) if hits else None
     if per_photo is not None:
-        per_photo.extend(photo_records(scores, scored, datasets, hand_free))
+        per_photo.extend(photo_records(scores, scored, datasets, hand_free, both))
     return out
 
 
-def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None]], datasets: list[str],
-                  hand_free: dict[str, list[bool]]) -> list[dict[str, Any]]:
+def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None, int | None]],
+                  datasets: list[str], hand_free: dict[str, list[bool]],
+                  both: dict[str, list[bool]]) -> list[dict[str, Any]]:
     """Per scored photo: for each model its share of joints within 0.1 hand size (``pck10``) and
     mean error / hand size (``rel``), both None where the hand was not found; for each end-to-end
-    model whether it found a hand on the photo's hand-free strip (None: no strip)."""
+    model whether it found a hand on the photo's hand-free strip (``false_pos``; None: no strip)
+    and whether it found every hand of a photo whose reference lists others (``both_found``;
+    None: no other hand listed)."""
     records = []
-    for i, ((image, strip), dataset) in enumerate(zip(scored, datasets, strict=True)):
+    for i, ((image, strip, pair), dataset) in enumerate(zip(scored, datasets, strict=True)):
         rec: dict[str, Any] = {"image": str(image), "dataset": dataset}
         for name, sc in scores.items():
             err = sc.errors[i]
@@ -441,6 +490,7 @@ def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None
                          "rel": None if ok is None else float(ok.mean())}
             if name in hand_free:
                 rec[name]["false_pos"] = None if strip is None else hand_free[name][strip]
+                rec[name]["both_found"] = None if pair is None else both[name][pair]
         records.append(rec)
     return records
 
@@ -528,7 +578,7 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A markdown table: a row per model, then one per dataset where the results hold a breakdown."""
     cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "gross", "conf_auroc",
-            "false_pos"]
+            "false_pos", "both_found"]
 
     def row(name: str, r: dict[str, Any]) -> str:
         vals = ["—" if r.get(c) is None else (str(r[c]) if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]

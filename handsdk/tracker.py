@@ -29,7 +29,6 @@ from .errors import ConfigError, FrameError, HandSDKError, OutputError, SourceEr
 from .frames import as_bgr
 from .geometry import (
     crop_points_to_image,
-    image_points_to_crop,
     rect_from_landmarks,
     rect_iou,
     warp_crop,
@@ -59,6 +58,8 @@ MAX_TIMESTAMP_MS = 2.0**53
 #: 98 % of the tile readings on a labelled hand score 0.4 or more, and 151 of the 204 that pass
 #: the presence threshold on hand-free strips score under 0.35 (docs/models.md).
 TILE_MIN_LANDMARK_CONFIDENCE = 0.35
+#: two readings are one hand when their landmark boxes overlap this much (of the smaller box)
+TWIN_BOX_OVERLAP = 0.4
 
 
 @dataclass
@@ -308,8 +309,10 @@ class Tracker:
 
     @staticmethod
     def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One hand per hand: a hand whose landmarks sit on a more confident one, or mostly inside
-        its crop, is dropped; if it carried a track, the kept hand inherits that track's id."""
+        """One hand per hand: a hand whose landmarks sit on a more confident one's, or whose
+        landmarks' box lies mostly (:data:`TWIN_BOX_OVERLAP`) on that one's, is dropped; if it
+        carried a track, the kept hand inherits that track's id. Two hands side by side or
+        touching overlap far less (measured: docs/models.md, "Second hands")."""
         kept: list[dict[str, Any]] = []
         for it in sorted(items, key=lambda d: -d["presence"]):
             lm = it["landmarks"][:, :2]
@@ -317,8 +320,7 @@ class Tracker:
             twin = None
             for k in kept:
                 close = float(np.linalg.norm(lm - k["landmarks"][:, :2], axis=1).mean()) < 0.15 * size
-                inside = image_points_to_crop(it["landmarks"], k["rect"])[:, :2]
-                if close or ((inside > 0) & (inside < 1)).all(1).mean() > 0.6:
+                if close or _box_overlap(lm, k["landmarks"][:, :2]) > TWIN_BOX_OVERLAP:
                     twin = k
                     break
             if twin is None:
@@ -706,6 +708,14 @@ class Tracker:
     def dropped_frames(self) -> int:
         """Frames live mode did not hand to the sinks because they fell behind (all runs so far)."""
         return self._dropped + (self._async.dropped if self._async is not None else 0)
+
+
+def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Overlap of two point sets' axis-aligned boxes: the intersection over the smaller box."""
+    lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    smaller = min(float(np.prod(a.max(0) - a.min(0))), float(np.prod(b.max(0) - b.min(0))))
+    return inter / smaller if smaller > 0 else 1.0
 
 
 def _same_place(rect: RotatedRect, other: RotatedRect) -> bool:

@@ -208,6 +208,30 @@ def test_per_photo_records_add_up_to_the_summary(bundled_models, rendered):
     assert len(strips) == res["handsdk_e2e"]["hand_free_images"]
 
 
+def test_both_found_scores_the_photos_whose_reference_lists_other_hands(bundled_models, tmp_path):
+    """``others`` in a reference line: ``both_found`` is the share of those photos where every hand
+    was found — all of them with two hands allowed, none with one; photos without others (and
+    malformed others) are not counted."""
+    rng = np.random.default_rng(4)
+    lines = []
+    for i in range(4):
+        img, hands, _ = render_sample(rng, size=256, n_hands=2)
+        cv2.imwrite(str(tmp_path / f"two{i}.png"), img)
+        rec = {"path": f"two{i}.png", "landmarks": np.asarray(hands[0]).tolist()}
+        if i < 3:
+            rec["others"] = [np.asarray(hands[1]).tolist()] + ([[[1, 2]]] if i == 0 else [])
+        lines.append(json.dumps(rec) + "\n")
+    (tmp_path / "ref.jsonl").write_text("".join(lines))
+    samples = ev.load_references(tmp_path / "ref.jsonl")
+    records: list[dict] = []
+    two = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 2}}), per_photo=records)["handsdk_e2e"]
+    assert two["two_hand_images"] == 3 and two["both_found"] == 1.0
+    assert [r["handsdk_e2e"]["both_found"] for r in records] == [True, True, True, None]
+    one = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 1}}))["handsdk_e2e"]
+    assert one["two_hand_images"] == 3 and one["both_found"] == 0.0
+    assert "both_found" in ev.format_table({"handsdk_e2e": two})
+
+
 def test_compare_evals_marks_only_differences_beyond_the_choice_of_photos(tmp_path, capsys):
     import importlib.util
 

@@ -494,3 +494,33 @@ def test_a_whole_pipeline_backend_is_not_held_to_our_models_presence_scale(fake_
     with Tracker(fake_backend.config(backend={"name": "pipeline"},
                                      tracker={"max_hands": 1, "min_presence_confidence": 0.5})) as t:
         assert t.detect(fake_backend.frame()) == []
+
+
+def test_two_touching_hands_are_two_hands_and_a_second_reading_of_one_is_not():
+    """``_dedupe`` keeps a second hand right beside the first, even with all its points inside
+    the first one's crop (a signer's hands together), and drops what lies on the first hand: a
+    reading a few pixels off it, or a smaller reading inside its box."""
+    from handsdk.geometry import image_points_to_crop, rect_from_landmarks
+    from handsdk.tracker import TWIN_BOX_OVERLAP
+
+    first = fake_hand(False) * 200 + 100  # image pixels
+    width = float(np.ptp(first[:, 0]))
+
+    def reading(lm, presence):
+        return {"landmarks": lm.astype(np.float32), "presence": presence, "rect": rect_from_landmarks(lm, 1.5)}
+
+    beside = first.copy()
+    beside[:, 0] += width * 1.05  # touching, side by side
+    inside = image_points_to_crop(beside, rect_from_landmarks(first, 1.5))[:, :2]
+    assert ((inside > 0) & (inside < 1)).all(1).mean() > 0.6  # what used to make it a twin
+    kept = Tracker._dedupe([reading(first, 1.0), reading(beside, 0.95)])
+    assert len(kept) == 2
+
+    nudged = first + np.float32([0.04 * width, 0.0, 0.0])
+    centre = first[:, :2].mean(0)
+    small = first.copy()
+    small[:, :2] = centre + (first[:, :2] - centre) * 0.5  # a reading of part of the hand
+    for twin in (nudged, small):
+        kept = Tracker._dedupe([reading(first, 1.0), reading(twin, 0.99)])
+        assert len(kept) == 1 and kept[0]["presence"] == 1.0
+    assert 0 < TWIN_BOX_OVERLAP < 1
