@@ -9,7 +9,8 @@ that a landmark within PCK@0.1 has a higher confidence than one outside it; 0.5 
 than chance) and the mean confidence of correct and of wrong landmarks. End to end, also
 ``false_pos``: the share of hand-free images where a hand is reported anyway — each photo's
 largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
-framed too tightly have none), run through the same pipeline; and ``both_found``: of the photos
+framed too tightly have none, and a JSONL line whose ``hand_free`` is null — the teacher found a
+hand there: a second hand is no false one — is left out), run through the same pipeline; and ``both_found``: of the photos
 whose JSONL line lists ``others`` (the hands its label does not cover), the share where every
 hand is found. A JSONL whose lines name more
 than one ``dataset`` is also scored per dataset (``by_dataset``, and a row each in the table).
@@ -427,6 +428,8 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
         if others:
             both_sets.append(datasets[-1])
         region = hand_free_region((img.shape[1], img.shape[0]), ref[labelled(ref)])
+        if "hand_free" in s.meta and not s.meta["hand_free"]:
+            region = None  # the labels say a hand may be there (e.g. the teacher found one on the strip)
         scored.append((s.image_path, None if region is None else len(free_sets),
                        len(both_sets) - 1 if others else None))
         if region is not None:

@@ -391,6 +391,11 @@ def test_false_positives_on_hand_free_strips(bundled_models, tmp_path):
     e2e = ev.evaluate_images(samples, Tracker())["handsdk_e2e"]
     assert e2e["hand_free_images"] == 1 and e2e["false_pos"] == 0.0
     assert "false_pos" in ev.format_table({"handsdk_e2e": e2e})
+    samples[0].meta["hand_free"] = None  # the labels' teacher saw a hand on that strip: not scored
+    unverified = ev.evaluate_images(samples, Tracker())["handsdk_e2e"]
+    assert unverified["hand_free_images"] == 0 and unverified["false_pos"] is None
+    samples[0].meta["hand_free"] = [256, 0, 640, 256]  # verified: scored as before
+    assert ev.evaluate_images(samples, Tracker())["handsdk_e2e"]["hand_free_images"] == 1
 
 
 @pytest.mark.parametrize("name", ["small", "tight", "rot90"])

@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", type=Path, help="training checkpoint (default: models/detector.pt)")
     ap.add_argument("--out", type=Path, default=None, help="models folder (default: the bundled one)")
     ap.add_argument("--pack", type=Path, help="pack for INT8 calibration crops")
+    ap.add_argument("--detector-pack", type=Path,
+                    help="pack of whole photos for the detector's INT8 calibration frames (default: --pack). "
+                         "A pack cut to the hands (--hand-context) shows the detector big, centred hands "
+                         "only; calibrated on whole photos its INT8 file finds more small hands (models 0.2.6)")
     ap.add_argument("--version", help="model version in the manifest (default: the one already in --out's "
                                       "manifest, so a --tflite-only re-export keeps it; else 0.1.0)")
     ap.add_argument("--presence-threshold", type=float,
@@ -215,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tflite_only:
             export_onnx(model, size, out / f"{kind}.onnx", OUTPUTS[kind])
             quantize_int8(out / f"{kind}.onnx", out / f"{kind}_int8.onnx",
-                          calibration_batches(kind, size, args.pack, n=CALIBRATION_CROPS))
+                          calibration_batches(kind, size, (args.detector_pack or args.pack) if kind == "detector"
+                                              else args.pack, n=CALIBRATION_CROPS))
             torch.save({"model": model.state_dict(), "arch": {"class": type(model).__name__, "input_size": size},
                         "metrics": metrics}, out / f"{kind}.pt")
         tfl = out / f"{kind}.tflite"
