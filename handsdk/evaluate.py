@@ -455,23 +455,23 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
         for k, v in scores.items():
             out[k]["by_dataset"] = {name: v.subset([i for i, d in enumerate(datasets) if d == name]).summary()
                                     for name in names}
-    for k, found in hand_free.items():
-        parts = [(out[k], found)]
-        for name, sub in out[k].get("by_dataset", {}).items():
-            parts.append((sub, [f for f, d in zip(found, free_sets, strict=True) if d == name]))
-        for target, hits in parts:
-            target["hand_free_images"] = len(hits)
-            target["false_pos"] = float(np.mean(hits)) if hits else None
-    for k, found in both.items():
-        parts = [(out[k], found)]
-        for name, sub in out[k].get("by_dataset", {}).items():
-            parts.append((sub, [f for f, d in zip(found, both_sets, strict=True) if d == name]))
-        for target, hits in parts:
-            target["two_hand_images"] = len(hits)
-            target["both_found"] = float(np.mean(hits)) if hits else None
+    for k in hand_free:
+        _add_share(out[k], hand_free[k], free_sets, "hand_free_images", "false_pos")
+        _add_share(out[k], both[k], both_sets, "two_hand_images", "both_found")
     if per_photo is not None:
         per_photo.extend(photo_records(scores, scored, datasets, hand_free, both))
     return out
+
+
+def _add_share(result: dict[str, Any], hits: list[bool], sets: list[str], count: str, share: str) -> None:
+    """``result[count]`` / ``result[share]``: how many photos ``hits`` scores and the share that
+    hit (None: none), for the whole and for each dataset of ``result["by_dataset"]``."""
+    parts = [(result, hits)]
+    for name, sub in result.get("by_dataset", {}).items():
+        parts.append((sub, [h for h, d in zip(hits, sets, strict=True) if d == name]))
+    for target, part in parts:
+        target[count] = len(part)
+        target[share] = float(np.mean(part)) if part else None
 
 
 def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None, int | None]],
