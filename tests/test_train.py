@@ -698,3 +698,31 @@ def test_crops_beside_the_hand_that_hold_another_hand_are_not_negatives():
     assert torch.equal(after[~dropped], before[~dropped])
     _, none = weights(torch.full((1, 1, 21, 2), float("nan")))
     assert torch.equal(none, before)  # no other hand: nothing changes
+
+
+def test_the_presence_refit_takes_proposals_on_the_other_hands_as_positives():
+    """``add_detector_crops``: a detector proposal on a photo's second hand (``others``) is a
+    positive like one on the labelled hand; without ``others`` it is left out, never a negative."""
+    from types import SimpleNamespace
+
+    from handsdk.geometry import rect_from_landmarks
+    from handsdk.train.presence import add_detector_crops
+
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 0], hand[:, 1] = np.linspace(40, 80, 21), np.linspace(150, 90, 21)
+    other = hand[:, :2] + np.float32([200, 0])
+    proposals = [rect_from_landmarks(hand, 1.5), rect_from_landmarks(other, 1.5)]
+    tracker = SimpleNamespace(crop_scale=1.5, _run_detector=lambda img: [
+        SimpleNamespace(rect=lambda scale, r=r: r) for r in proposals])
+    added = []
+    fs = SimpleNamespace(model=SimpleNamespace(input_size=32), add=lambda crops, target: added.append((len(crops), target)))
+    img = np.full((240, 400, 3), 128, np.uint8)
+    no_strip = np.full((1, 4), -1)
+    turns = (0.0, np.pi)
+    add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0))
+    assert added == [(2, 1.0)]  # the labelled hand's proposal at both turns
+    added.clear()
+    more = np.full((1, 2, 21, 2), np.nan, np.float32)
+    more[0, 0] = other
+    add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0), others=more)
+    assert added == [(4, 1.0)]  # and the other hand's

@@ -69,23 +69,29 @@ def _random_rects(width: int, height: int, n: int, rng: np.random.Generator) -> 
 
 
 def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.ndarray, hand_free: np.ndarray,
-                       tracker, turns: tuple[float, ...], rng: np.random.Generator, random_per_strip: int = 3) -> None:
+                       tracker, turns: tuple[float, ...], rng: np.random.Generator, random_per_strip: int = 3,
+                       others: np.ndarray | None = None) -> None:
     """Crops the tracker would see on real photos.
 
-    Positives: the detector's crops on the photo whose centre is within 0.3 crop sides of the
-    hand's own crop and whose size is within 2× of it, at every turn. Negatives: the detector's
-    proposals (every turn) and random crops on the photo's teacher-verified hand-free strip, cut
-    from the strip alone so that no part of the hand beside it leaks in. Other detector crops on
-    the photo are not used: they may hold a second hand the label does not cover.
+    Positives: the detector's crops on the photo whose centre is within 0.3 crop sides of a
+    hand's own crop and whose size is within 2× of it, at every turn — the labelled hand's, and
+    those of the photo's ``others`` (pool size, K, 21, 2; NaN: none), the hands the label does not
+    cover. Negatives: the detector's proposals (every turn) and random crops on the photo's
+    teacher-verified hand-free strip, cut from the strip alone so that no part of the hand beside
+    it leaks in. Other detector crops on the photo are not used: they may hold a hand the teacher
+    missed.
     """
     size = fs.model.input_size
-    for img, lm, free in zip(images, landmarks, hand_free, strict=True):
-        hand = rect_from_landmarks(lm, tracker.crop_scale)
+    if others is None:
+        others = np.full((len(images), 0, 21, 2), np.nan, np.float32)
+    for img, lm, free, more in zip(images, landmarks, hand_free, others, strict=True):
+        hands = [rect_from_landmarks(h, tracker.crop_scale)
+                 for h in [lm, *(o for o in more if np.isfinite(o).all())]]
         pos = []
         for det in tracker._run_detector(img):
             rect = det.rect(tracker.crop_scale)
-            near = np.hypot(*np.subtract(rect.center, hand.center)) < 0.3 * hand.size[0]
-            if near and 0.5 < rect.size[0] / hand.size[0] < 2.0:
+            if any(np.hypot(*np.subtract(rect.center, hand.center)) < 0.3 * hand.size[0]
+                   and 0.5 < rect.size[0] / hand.size[0] < 2.0 for hand in hands):
                 pos += _crops(img, [replace(rect, angle=rect.angle + t) for t in turns], size)
         fs.add(pos, 1.0)
         if free[0] < 0:
@@ -213,7 +219,7 @@ def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds:
     add_sampler_crops(fs, pool, idx, rounds, train, seed)
     real = idx[~pool.synthetic[idx]]
     add_detector_crops(fs, [pool.images[i] for i in real], pool.landmarks[real], pool.hand_free[real],
-                       tracker, turns, np.random.default_rng(seed))
+                       tracker, turns, np.random.default_rng(seed), others=pool.others[real])
     if train:
         fs.add(texture_crops(200, model.input_size, seed), 0.0)
     add_texture_proposals(fs, tracker, turns, texture_frames, seed)
