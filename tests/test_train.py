@@ -611,14 +611,15 @@ def test_pack_carries_the_other_hands_scaled_and_moved_with_the_photo(tmp_path):
     pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "pack.npz", max_side=400)
     pool = build_pool(tmp_path / "pack.npz", 0)
     assert pool.others.shape == (2, pack.MAX_OTHERS, 21, 2)
-    np.testing.assert_allclose(pool.others[0, 0], other[:, :2] * 0.5, atol=1e-4)  # 800 → 400 px
+    np.testing.assert_allclose(pool.others[0, 0], other[:, :2] * 0.5, atol=0.25)  # 800 → 400 px, half precision
+    assert pool.others.dtype == np.float32
     assert np.isnan(pool.others[0, 1:]).all() and np.isnan(pool.others[1]).all()
 
     pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "ctx.npz", max_side=1000, hand_context=3.0)
     z = np.load(tmp_path / "ctx.npz")
     shift = hand[0, :2] - z["landmarks"][0, 0, :2]  # where the square around the hand starts
     assert shift[1] > 0  # cut above the hand (the photo's left edge is within reach)
-    np.testing.assert_allclose(z["others"][0, 0], other[:, :2] - shift, atol=1e-4)
+    np.testing.assert_allclose(z["others"][0, 0], other[:, :2] - shift, atol=0.5)
 
 
 def test_detector_frames_keep_the_photos_other_hands_as_targets():

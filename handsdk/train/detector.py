@@ -42,7 +42,7 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
 def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0,
                hand_free: torch.Tensor | None = None, free_idx: torch.Tensor | None = None,
                hand_free_share: float = 0.0, min_frac: float = 0.12, others: torch.Tensor | None = None):
-    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (≤ 2 hands; NaN: none).
+    """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (NaN: none).
 
     Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
     ``turn`` of the frames that keep the photo's own framing are turned a quarter or half turn
