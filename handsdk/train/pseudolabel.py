@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -106,26 +108,15 @@ def verified_hand_free(teacher: MediaPipeTeacher, image: np.ndarray, landmarks) 
     return None if teacher.track(np.ascontiguousarray(image[y0:y1, x0:x1])) else list(region)
 
 
-def add_hand_free(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
-    """Add ``hand_free`` to every record of an existing labels file (in place):
-    (records, strips verified hand-free)."""
+def add_field(path: Path, name: str, compute: Callable[[np.ndarray, dict], Any], missing: Any) -> list[dict]:
+    """Add ``name`` to every record of an existing labels file (in place): ``compute(image,
+    record)``, or ``missing`` where the photo cannot be read. Returns the records."""
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for rec in recs:
         image = cv2.imread(rec["path"])
-        rec["hand_free"] = None if image is None else verified_hand_free(teacher, image, rec["landmarks"])
+        rec[name] = missing if image is None else compute(image, rec)
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    return len(recs), sum(r["hand_free"] is not None for r in recs)
-
-
-def add_others(teacher: MediaPipeTeacher, path: Path) -> tuple[int, int]:
-    """Add ``others`` to every record of an existing labels file (in place): (records, records
-    with another hand)."""
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for rec in recs:
-        image = cv2.imread(rec["path"])
-        rec["others"] = [] if image is None else other_hands(teacher, image, rec["landmarks"])
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    return len(recs), sum(bool(r["others"]) for r in recs)
+    return recs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     teacher = MediaPipeTeacher(args.teacher, "full")
     if args.hand_free_only:
-        n, free = add_hand_free(teacher, args.out)
-        print(f"{free} of {n} photos have a hand-free strip the teacher confirms -> {args.out}")
+        recs = add_field(args.out, "hand_free", lambda img, r: verified_hand_free(teacher, img, r["landmarks"]), None)
+        print(f"{sum(r['hand_free'] is not None for r in recs)} of {len(recs)} photos have a hand-free strip "
+              f"the teacher confirms -> {args.out}")
         return 0
     if args.others_only:
-        n, with_others = add_others(teacher, args.out)
-        print(f"{with_others} of {n} photos hold another hand the teacher finds -> {args.out}")
+        recs = add_field(args.out, "others", lambda img, r: other_hands(teacher, img, r["landmarks"]), [])
+        print(f"{sum(bool(r['others']) for r in recs)} of {len(recs)} photos hold another hand the teacher "
+              f"finds -> {args.out}")
         return 0
     known = set(TRAINABLE + EVAL_ONLY + FETCHED)
     unknown = sorted(set(args.datasets) - known)
