@@ -727,3 +727,70 @@ def test_the_presence_refit_takes_proposals_on_the_other_hands_as_positives():
     more[0, 0] = other
     add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0), others=more)
     assert added == [(4, 1.0)]  # and the other hand's
+
+
+def test_pack_carries_the_faces_scaled_and_moved_with_the_photo(tmp_path):
+    """``faces`` in the labels (scripts/mine_faces.py) reach the pool as boxes in the packed
+    photo's pixels; a record without them has none (NaN)."""
+    import cv2
+
+    from handsdk.train import pack
+    from handsdk.train.loop import build_pool
+
+    cv2.imwrite(str(tmp_path / "p.png"), np.full((400, 800, 3), 90, np.uint8))
+    hand = np.zeros((21, 3))
+    hand[:, 0], hand[:, 1] = np.linspace(100, 160, 21), np.linspace(300, 200, 21)
+    rec = {"path": str(tmp_path / "p.png"), "dataset": "sign_digits", "split": "train", "group": "g",
+           "label": "x", "landmarks": hand.tolist(), "right": 1.0, "hand_free": None}
+    face = [300, 100, 360, 170]
+    lines = [dict(rec, faces=[face]), dict(rec, group="h", faces=None)]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "pack.npz", max_side=400)
+    pool = build_pool(tmp_path / "pack.npz", 0)
+    assert pool.faces.shape == (2, pack.MAX_FACES, 4)
+    np.testing.assert_allclose(pool.faces[0, 0], np.multiply(face, 0.5), atol=0.25)
+    assert np.isnan(pool.faces[0, 1:]).all() and np.isnan(pool.faces[1]).all()
+
+    pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "ctx.npz", max_side=1000, hand_context=4.0)
+    z = np.load(tmp_path / "ctx.npz")
+    shift = hand[0, :2] - z["landmarks"][0, 0, :2]
+    np.testing.assert_allclose(z["faces"][0, 0], np.subtract(face, np.tile(shift, 2)), atol=0.5)
+
+
+def test_the_presence_refit_takes_proposals_on_faces_as_negatives_at_each_scale():
+    """``add_detector_crops``: a detector proposal on a face (``faces``) is a negative on the photo
+    as packed and shrunk; one on a face that a hand is in front of is not."""
+    from types import SimpleNamespace
+
+    from handsdk.geometry import rect_from_landmarks
+    from handsdk.train.presence import add_detector_crops
+
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 0], hand[:, 1] = np.linspace(40, 80, 21), np.linspace(150, 90, 21)
+    face_hand = hand[:, :2] + np.float32([200, -40])  # a proposal the size of a hand, on the face
+    proposals = [rect_from_landmarks(hand, 1.5), rect_from_landmarks(face_hand, 1.5)]
+
+    def detector(img):  # the same proposals, wherever the photo is shrunk to
+        s = img.shape[1] / 400
+        return [SimpleNamespace(rect=lambda scale, r=r: r.__class__(
+            (r.center[0] * s, r.center[1] * s), (r.size[0] * s, r.size[1] * s), r.angle)) for r in proposals]
+
+    tracker = SimpleNamespace(crop_scale=1.5, _run_detector=detector)
+    added = []
+    fs = SimpleNamespace(model=SimpleNamespace(input_size=32), add=lambda crops, target: added.append((len(crops), target)))
+    img = np.full((240, 400, 3), 128, np.uint8)
+    no_strip = np.full((1, 4), -1)
+    turns = (0.0, np.pi)
+    cx, cy = face_hand.mean(0)
+    faces = np.full((1, 2, 4), np.nan, np.float32)
+    faces[0, 0] = [cx - 25, cy - 30, cx + 25, cy + 30]
+    add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0), faces=faces,
+                       face_scales=(1.0, 0.6))
+    assert added == [(2, 1.0), (2, 0.0), (2, 0.0)]  # the hand's proposal; the face's, both scales
+    added.clear()
+    add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0),
+                       others=face_hand[None, None], faces=faces, face_scales=(1.0, 0.6))
+    assert added == [(4, 1.0), (0, 0.0), (0, 0.0)]  # a hand in front of the face: a positive, not a negative
+    added.clear()
+    add_detector_crops(fs, [img], hand[None], no_strip, tracker, turns, np.random.default_rng(0), faces=faces)
+    assert added == [(2, 1.0)]  # off by default (measured worse)

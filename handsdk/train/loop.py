@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .pack import MAX_OTHERS, load_pack
+from .pack import MAX_FACES, MAX_OTHERS, load_pack
 
 
 @dataclass
@@ -26,12 +26,14 @@ class Pool:
     dataset: np.ndarray  # (N,) str
     hand_free: np.ndarray  # (N, 4) int: a teacher-verified hand-free strip x0, y0, x1, y1; -1: none
     others: np.ndarray  # (N, MAX_OTHERS, 21, 2) image pixels of the hands the label does not cover; NaN: none
+    faces: np.ndarray  # (N, MAX_FACES, 4) image pixels x0, y0, x1, y1 of faces off the hands; NaN: none
 
 
 def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
     """Real photos from the pack plus ``n_synthetic`` renders (5 % of those held out)."""
-    images, lms, right, valid, synth, ds, free, others = [], [], [], [], [], [], [], []
+    images, lms, right, valid, synth, ds, free, others, faces = [], [], [], [], [], [], [], [], []
     no_others = np.full((MAX_OTHERS, 21, 2), np.nan, np.float32)
+    no_faces = np.full((MAX_FACES, 4), np.nan, np.float32)
     if pack is not None:
         p = load_pack(pack)
         images += p["images"]
@@ -43,6 +45,7 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
         free += list(p["hand_free"]) if "hand_free" in p else [np.full(4, -1)] * len(p["images"])
         # a pack from before ``others``: its photos' second hands are unknown (and left as background)
         others += list(p["others"]) if "others" in p else [no_others] * len(p["images"])
+        faces += list(p["faces"]) if "faces" in p else [no_faces] * len(p["images"])
     if n_synthetic:
         try:
             from ..synthetic import render_sample
@@ -58,11 +61,13 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
                 ds.append("synthetic")
                 free.append(np.full(4, -1))
                 others.append(no_others)
+                faces.append(no_faces)
         except Exception as exc:  # a broken renderer must not cost a training run
             print(f"warning: synthetic renders unavailable ({exc}); training on real photos only")
     return Pool(images, np.stack(lms).astype(np.float32), np.asarray(right, np.float32),
                 np.asarray(valid), np.asarray(synth), np.asarray(ds),
-                np.asarray(free, np.int64).reshape(-1, 4), np.stack(others).astype(np.float32))
+                np.asarray(free, np.int64).reshape(-1, 4), np.stack(others).astype(np.float32),
+                np.stack(faces).astype(np.float32))
 
 
 class Trainer:

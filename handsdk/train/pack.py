@@ -20,6 +20,8 @@ from ..errors import ConfigError
 
 #: other hands kept per photo (``others`` in the labels); a photo rarely holds more
 MAX_OTHERS = 3
+#: faces kept per photo (``faces`` in the labels: scripts/mine_faces.py)
+MAX_FACES = 4
 
 
 def trainable_sets() -> tuple[str, ...]:
@@ -57,7 +59,7 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
     """Pack the labelled photos of ``datasets``; ``hand_context`` > 0 keeps only a square of that
     many hand sizes around each hand (the landmark trainer's crops need no more)."""
     datasets = datasets or trainable_sets()
-    blobs, lms, rights, splits, groups, names, sets, free, others = [], [], [], [], [], [], [], [], []
+    blobs, lms, rights, splits, groups, names, sets, free, others, faces = [], [], [], [], [], [], [], [], [], []
     for line in labels.read_text().splitlines():
         rec = json.loads(line)
         if rec["dataset"] not in datasets:
@@ -70,10 +72,14 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         other = np.full((MAX_OTHERS, 21, 2), np.nan, np.float32)  # the hands the label does not cover
         for k, o in enumerate((rec.get("others") or [])[:MAX_OTHERS]):
             other[k] = np.asarray(o, np.float32)[:, :2]
+        face = np.full((MAX_FACES, 4), np.nan, np.float32)  # x0, y0, x1, y1 of faces off the hands
+        for k, f in enumerate((rec.get("faces") or [])[:MAX_FACES]):
+            face[k] = f
         if hand_context:
             before = lm[0, :2].copy()
             img, lm, region = _around_hand(img, lm, region, hand_context)
             other -= before - lm[0, :2]
+            face -= np.tile(before - lm[0, :2], 2)
         s = min(1.0, max_side / max(img.shape[:2]))
         if s < 1.0:
             img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
@@ -82,6 +88,7 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
         lm *= s
         lms.append(lm)
         others.append(other * s)
+        faces.append(face * s)
         rights.append(rec["right"])
         splits.append(rec["split"])
         groups.append(rec["group"])
@@ -104,7 +111,8 @@ def build_pack(labels: Path, out: Path, max_side: int = 320, quality: int = 90,
              landmarks=np.stack(lms), right=np.asarray(rights, np.float32),
              split=np.asarray(splits), group=np.asarray(groups), label=np.asarray(names),
              dataset=np.asarray(sets), hand_free=np.asarray(free, np.int32).reshape(-1, 4),
-             others=np.stack(others).astype(np.float16))  # a box's pixels: half precision does (and the GPU carry is tight)
+             # boxes' pixels: half precision does (and the GPU carry is tight)
+             others=np.stack(others).astype(np.float16), faces=np.stack(faces).astype(np.float16))
     return {"photos": len(blobs), "bytes": int(offsets[-1])}
 
 
