@@ -38,6 +38,9 @@ class TrackerConfig:
     # presence_threshold), and for a whole-pipeline backend (mediapipe) only that backend's own thresholds
     min_presence_confidence: float | None = None
     min_landmark_confidence: float = 0.0  # mean per-landmark confidence to keep a hand
+    # beside a hand read with at least this mean landmark confidence, a new reading below it is dropped
+    # (faces and clutter next to a real hand; 0: off; measured: docs/models.md, "Faces")
+    min_confidence_beside_hand: float = 0.25
     mirrored: bool = False  # selfie camera: swap handedness
     refine_still: bool = True  # detect(): re-crop from the first landmarks and run again
     detector_rotations: int = 2  # try each new detection's crop at 1, 2 (+180°) or 4 (+-90°) rotations
@@ -171,7 +174,8 @@ def parse_config(data: Mapping[str, Any], origin: str = "<dict>") -> Config:
         t = cfg.tracker
         if not 1 <= t.max_hands <= 16:
             raise ConfigError(f"{origin} [tracker]: max_hands must be 1..16, got {t.max_hands}")
-        for k in ("min_detection_confidence", "min_presence_confidence", "min_landmark_confidence"):
+        for k in ("min_detection_confidence", "min_presence_confidence", "min_landmark_confidence",
+                  "min_confidence_beside_hand"):
             if getattr(t, k) is not None and not 0.0 <= getattr(t, k) <= 1.0:
                 raise ConfigError(f"{origin} [tracker]: {k} must be in [0, 1], got {getattr(t, k)}")
         from .sources import MAX_FPS, MIN_FPS  # the frame rates a source may report, too

@@ -307,6 +307,18 @@ class Tracker:
             right = 1.0 - right
         return Handedness("right", right) if right >= 0.5 else Handedness("left", 1.0 - right)
 
+    def _beside_sure(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """With ``min_confidence_beside_hand`` set: where one hand reads a mean landmark
+        confidence at least that, new readings below it are dropped. Beside a real hand, a
+        low-confidence reading is mostly a face or clutter (the unseen lab's faces read 0.2-0.33);
+        alone, it may be a hard real hand, and stays. A tracked hand is never dropped by it: its
+        confidence dips in fast motion."""
+        cut = self.config.tracker.min_confidence_beside_hand
+        conf = [float(np.mean(f["confidence"])) for f in items]
+        if cut <= 0 or not any(c >= cut for c in conf):
+            return items
+        return [f for f, c in zip(items, conf, strict=True) if c >= cut or f.get("track") is not None]
+
     @staticmethod
     def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One hand per hand: a hand whose landmarks sit on a more confident one's, or whose
@@ -362,7 +374,7 @@ class Tracker:
                 rects = [r for r in (d.rect(self.crop_scale) for d in self._run_detector(bgr, tiles))
                          if not any(_same_place(r, k) for k in known)]
                 found += [{**f, "from_tile": True} for f in self._finite(self._read_new(bgr, rects))]
-        found = self._dedupe([f for f in found if self._is_hand(f)])[: t.max_hands]
+        found = self._beside_sure(self._dedupe([f for f in found if self._is_hand(f)]))[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
         for slot in self.consumers:
             if slot.kind == "classifier":
@@ -483,7 +495,7 @@ class Tracker:
                 f["track"] = c.track
                 f["from_tile"] = c.from_tile
         found = [f for f in self._finite(found) if self._is_hand(f)]
-        found = self._dedupe(found)[: cfg.max_hands]
+        found = self._beside_sure(self._dedupe(found))[: cfg.max_hands]
         t3 = time.perf_counter()
         timings["landmarks"] = (t3 - t2) * 1000
         tracks, hands = [], []

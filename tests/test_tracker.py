@@ -12,6 +12,7 @@ import pytest
 from conftest import fake_hand
 
 from handsdk import FrameResult, Hand, Tracker, hookimpl
+from handsdk.errors import ConfigError
 from handsdk.synthetic import synthetic_clip
 
 
@@ -441,6 +442,26 @@ def test_video_looks_at_one_tile_per_frame_until_a_hand_is_tracked(fake_backend)
             calls.append(on.stats["detector_calls"] - before)
     assert found == [0, 0, 0, 1, 1, 1]
     assert calls == [2, 2, 2, 2, 0, 0]
+
+
+def test_beside_a_sure_hand_a_new_unsure_reading_is_dropped_but_alone_it_stays(fake_backend):
+    """``min_confidence_beside_hand``: where one hand reads a mean landmark confidence of at least
+    the cut, new readings below it (faces, clutter) are dropped; an unsure reading alone, or one
+    that continues a track, stays; 0 turns it off."""
+    def reading(conf, track=None):
+        return {"confidence": np.full(21, conf, np.float32), "track": track}
+
+    sure, face, tracked = reading(0.6), reading(0.25), reading(0.25, track=object())
+    with Tracker(fake_backend.config(tracker={"min_confidence_beside_hand": 0.35})) as t:
+        assert t._beside_sure([sure, face]) == [sure]
+        assert t._beside_sure([face, sure]) == [sure]  # whichever ranks first
+        assert t._beside_sure([face]) == [face]
+        assert len(t._beside_sure([face, reading(0.3)])) == 2  # no sure hand: both stay
+        assert t._beside_sure([sure, tracked, face]) == [sure, tracked]
+    with Tracker(fake_backend.config(tracker={"min_confidence_beside_hand": 0.0})) as t:
+        assert t._beside_sure([sure, face]) == [sure, face]
+    with pytest.raises(ConfigError, match="min_confidence_beside_hand"):
+        Tracker(fake_backend.config(tracker={"min_confidence_beside_hand": 1.5}))
 
 
 # -- the presence threshold --------------------------------------------------------------------
