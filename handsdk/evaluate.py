@@ -10,9 +10,11 @@ than chance) and the mean confidence of correct and of wrong landmarks. End to e
 ``false_pos``: the share of hand-free images where a hand is reported anyway — each photo's
 largest strip beside its reference hand (:func:`handsdk.geometry.hand_free_region`; photos
 framed too tightly have none, and a JSONL line whose ``hand_free`` is null — the teacher found a
-hand there: a second hand is no false one — is left out), run through the same pipeline; and ``both_found``: of the photos
+hand there: a second hand is no false one — is left out), run through the same pipeline; ``both_found``: of the photos
 whose JSONL line lists ``others`` (the hands its label does not cover), the share where every
-hand is found. A JSONL whose lines name more
+hand is found; and ``extra_hands``: of the photos whose JSONL line has an ``others`` field (so
+every hand the teacher sees is listed), the share where a hand is reported on none of them — faces
+and clutter in the whole photo, and the few real hands the teacher misses (an upper bound). A JSONL whose lines name more
 than one ``dataset`` is also scored per dataset (``by_dataset``, and a row each in the table).
 
 ``perturb`` (``handsdk eval --perturb NAME``) scores the same photos made harder, with the
@@ -332,6 +334,11 @@ def _other_hands(meta: dict[str, Any]) -> list[np.ndarray]:
     return out
 
 
+def _any_unmatched(cands: list[np.ndarray], refs: list[np.ndarray]) -> bool:
+    """Whether some candidate hand is plausibly none of the reference hands (:func:`_best_match`)."""
+    return any(all(_best_match([c], r) is None for r in refs) for c in cands)
+
+
 def _all_found(cands: list[np.ndarray], refs: list[np.ndarray]) -> bool:
     """Whether each reference hand has a candidate of its own (:func:`_best_match`, each candidate
     used once)."""
@@ -394,8 +401,11 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
     # photos whose reference lists other hands too: whether every hand was found
     both = {k: [] for k in scores if k.endswith("_e2e")}
     both_sets: list[str] = []
-    # image, hand-free strip index and two-hand index of each scored sample
-    scored: list[tuple[Path, int | None, int | None]] = []
+    # photos whose reference lists every hand the teacher sees: whether a hand was reported on none
+    extra = {k: [] for k in scores if k.endswith("_e2e")}
+    extra_sets: list[str] = []
+    # image, hand-free strip index, two-hand index and listed-hands index of each scored sample
+    scored: list[tuple[Path, int | None, int | None, int | None]] = []
     too_few = 0
     for i, s in enumerate(samples):
         if labelled(s.landmarks).sum() < MIN_LABELLED:
@@ -417,21 +427,28 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
         hands = tracker.detect(img)
         _add_hands(scores["handsdk_e2e"], hands, ref)
         others = [] if perturb is not None else _other_hands(s.meta)  # a perturbation moves only ref
+        listed = perturb is None and "others" in s.meta
         if others:
             both["handsdk_e2e"].append(_all_found([h.landmarks for h in hands], [ref, *others]))
+        if listed:
+            extra["handsdk_e2e"].append(_any_unmatched([h.landmarks for h in hands], [ref, *others]))
         if teacher is not None:
             scores["mediapipe_crop"].add(TeacherCropModel(teacher)(img, ref), ref)
             theirs = [h.landmarks for h in teacher.track(img)]
             scores["mediapipe_e2e"].add(_best_match(theirs, ref), ref)
             if others:
                 both["mediapipe_e2e"].append(_all_found(theirs, [ref, *others]))
+            if listed:
+                extra["mediapipe_e2e"].append(_any_unmatched(theirs, [ref, *others]))
         if others:
             both_sets.append(datasets[-1])
+        if listed:
+            extra_sets.append(datasets[-1])
         region = hand_free_region((img.shape[1], img.shape[0]), ref[labelled(ref)])
         if "hand_free" in s.meta and not s.meta["hand_free"]:
             region = None  # the labels say a hand may be there (e.g. the teacher found one on the strip)
         scored.append((s.image_path, None if region is None else len(free_sets),
-                       len(both_sets) - 1 if others else None))
+                       len(both_sets) - 1 if others else None, len(extra_sets) - 1 if listed else None))
         if region is not None:
             x0, y0, x1, y1 = region
             strip = np.ascontiguousarray(img[y0:y1, x0:x1])
@@ -458,8 +475,9 @@ def evaluate_images(samples: list[Sample], tracker, teacher=None, perturb: str |
     for k in hand_free:
         _add_share(out[k], hand_free[k], free_sets, "hand_free_images", "false_pos")
         _add_share(out[k], both[k], both_sets, "two_hand_images", "both_found")
+        _add_share(out[k], extra[k], extra_sets, "listed_images", "extra_hands")
     if per_photo is not None:
-        per_photo.extend(photo_records(scores, scored, datasets, hand_free, both))
+        per_photo.extend(photo_records(scores, scored, datasets, hand_free, both, extra))
     return out
 
 
@@ -474,16 +492,17 @@ def _add_share(result: dict[str, Any], hits: list[bool], sets: list[str], count:
         target[share] = float(np.mean(part)) if part else None
 
 
-def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None, int | None]],
+def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None, int | None, int | None]],
                   datasets: list[str], hand_free: dict[str, list[bool]],
-                  both: dict[str, list[bool]]) -> list[dict[str, Any]]:
+                  both: dict[str, list[bool]], extra: dict[str, list[bool]]) -> list[dict[str, Any]]:
     """Per scored photo: for each model its share of joints within 0.1 hand size (``pck10``) and
     mean error / hand size (``rel``), both None where the hand was not found; for each end-to-end
     model whether it found a hand on the photo's hand-free strip (``false_pos``; None: no strip)
     and whether it found every hand of a photo whose reference lists others (``both_found``;
-    None: no other hand listed)."""
+    None: no other hand listed), and whether it reported a hand on none of the listed ones
+    (``extra_hands``; None: the reference does not list the other hands)."""
     records = []
-    for i, ((image, strip, pair), dataset) in enumerate(zip(scored, datasets, strict=True)):
+    for i, ((image, strip, pair, listed), dataset) in enumerate(zip(scored, datasets, strict=True)):
         rec: dict[str, Any] = {"image": str(image), "dataset": dataset}
         for name, sc in scores.items():
             err = sc.errors[i]
@@ -494,6 +513,7 @@ def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None
             if name in hand_free:
                 rec[name]["false_pos"] = None if strip is None else hand_free[name][strip]
                 rec[name]["both_found"] = None if pair is None else both[name][pair]
+                rec[name]["extra_hands"] = None if listed is None else extra[name][listed]
         records.append(rec)
     return records
 
@@ -581,7 +601,7 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A markdown table: a row per model, then one per dataset where the results hold a breakdown."""
     cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "gross", "conf_auroc",
-            "false_pos", "both_found"]
+            "false_pos", "both_found", "extra_hands"]
 
     def row(name: str, r: dict[str, Any]) -> str:
         vals = ["—" if r.get(c) is None else (str(r[c]) if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]

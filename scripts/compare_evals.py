@@ -11,7 +11,8 @@ say which differences to believe. A difference whose interval excludes 0 is mark
 Per dataset, B − A of: crop PCK@0.1 (same reference crop), end-to-end detection (share of
 photos whose hand was found), end-to-end PCK@0.1 and gross failures (mean error > 0.2 hand size)
 on the photos both found, false hands on the photos' hand-free strips, and every hand found on
-the photos whose reference lists other hands (``both_found``; files from before it lack the row).
+the photos whose reference lists other hands (``both_found``), and a hand reported on none of the
+labelled hands in the whole photo (``extra_hands``; files from before these lack their rows).
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def measures(ra: list[dict], rb: list[dict]) -> dict[str, tuple[np.ndarray, np.n
     if pairs:
         out["every hand found (two-hand photos)"] = (np.array([ba[i] for i in pairs], float),
                                                      np.array([bb[i] for i in pairs], float))
+    xa, xb = col(ra, "handsdk_e2e", "extra_hands"), col(rb, "handsdk_e2e", "extra_hands")
+    listed = [i for i in range(len(ra)) if xa[i] is not None and xb[i] is not None]
+    if listed:
+        out["a hand on no labelled hand (whole photo)"] = (np.array([xa[i] for i in listed], float),
+                                                           np.array([xb[i] for i in listed], float))
     return out
 
 

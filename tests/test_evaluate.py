@@ -208,21 +208,29 @@ def test_per_photo_records_add_up_to_the_summary(bundled_models, rendered):
     assert len(strips) == res["handsdk_e2e"]["hand_free_images"]
 
 
+def _two_hand_references(folder, others_of) -> list:
+    """Rendered two-hand photos labelled with their first hand; ``others_of(i, second_hand)`` gives
+    line i's ``others`` (None: the line has no such field)."""
+    rng = np.random.default_rng(4)
+    lines = []
+    for i in range(len(others_of)):
+        img, hands, _ = render_sample(rng, size=256, n_hands=2)
+        cv2.imwrite(str(folder / f"two{i}.png"), img)
+        rec = {"path": f"two{i}.png", "landmarks": np.asarray(hands[0]).tolist()}
+        others = others_of[i](np.asarray(hands[1]).tolist())
+        if others is not None:
+            rec["others"] = others
+        lines.append(json.dumps(rec) + "\n")
+    (folder / "ref.jsonl").write_text("".join(lines))
+    return ev.load_references(folder / "ref.jsonl")
+
+
 def test_both_found_scores_the_photos_whose_reference_lists_other_hands(bundled_models, tmp_path):
     """``others`` in a reference line: ``both_found`` is the share of those photos where every hand
     was found — all of them with two hands allowed, none with one; photos without others (and
     malformed others) are not counted."""
-    rng = np.random.default_rng(4)
-    lines = []
-    for i in range(4):
-        img, hands, _ = render_sample(rng, size=256, n_hands=2)
-        cv2.imwrite(str(tmp_path / f"two{i}.png"), img)
-        rec = {"path": f"two{i}.png", "landmarks": np.asarray(hands[0]).tolist()}
-        if i < 3:
-            rec["others"] = [np.asarray(hands[1]).tolist()] + ([[[1, 2]]] if i == 0 else [])
-        lines.append(json.dumps(rec) + "\n")
-    (tmp_path / "ref.jsonl").write_text("".join(lines))
-    samples = ev.load_references(tmp_path / "ref.jsonl")
+    samples = _two_hand_references(tmp_path, [lambda h: [h, [[1, 2]]], lambda h: [h], lambda h: [h],
+                                              lambda h: None])
     records: list[dict] = []
     two = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 2}}), per_photo=records)["handsdk_e2e"]
     assert two["two_hand_images"] == 3 and two["both_found"] == 1.0
@@ -230,6 +238,19 @@ def test_both_found_scores_the_photos_whose_reference_lists_other_hands(bundled_
     one = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 1}}))["handsdk_e2e"]
     assert one["two_hand_images"] == 3 and one["both_found"] == 0.0
     assert "both_found" in ev.format_table({"handsdk_e2e": two})
+
+
+def test_extra_hands_counts_a_hand_on_none_of_the_listed_ones(bundled_models, tmp_path):
+    """``extra_hands``: on a photo whose reference line has ``others``, whether a hand is reported
+    on none of the listed hands — a second hand left out of ``others`` is one; with it listed there
+    is none; a line without ``others`` is not counted."""
+    # the second line: the teacher listed no other hand, so the second one is unexpected
+    samples = _two_hand_references(tmp_path, [lambda h: [h], lambda h: [], lambda h: None])
+    records: list[dict] = []
+    two = ev.evaluate_images(samples, Tracker({"tracker": {"max_hands": 2}}), per_photo=records)["handsdk_e2e"]
+    assert [r["handsdk_e2e"]["extra_hands"] for r in records] == [False, True, None]
+    assert two["listed_images"] == 2 and two["extra_hands"] == 0.5
+    assert "extra_hands" in ev.format_table({"handsdk_e2e": two})
 
 
 def test_compare_evals_marks_only_differences_beyond_the_choice_of_photos(tmp_path, capsys):
