@@ -199,6 +199,36 @@ def test_hand_free_crops_stay_inside_their_strip():
     assert (t["presence"][~picked] == 1).all()  # the photo without a strip keeps its hand crops
 
 
+def test_face_crops_are_cut_on_the_face_and_taught_as_no_hand():
+    """``--face-share``: crops of photos that have a face are cut on it (its middle at the crop's
+    centre) and, with the hand elsewhere, are "no hand" at full weight; a photo without a face
+    keeps its hand crops."""
+    import torch
+
+    from handsdk.train.augment import Canvas
+    from handsdk.train.landmark import make_batch
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    img[60:130, 280:340] = 255  # the face
+    lm = np.zeros((21, 3), np.float32)
+    lm[:, 0], lm[:, 1] = np.linspace(20, 120, 21), np.linspace(40, 160, 21)
+    canvas = Canvas([img] * 2, torch.device("cpu"))
+    faces = torch.full((2, 4, 4), float("nan"))
+    faces[0, 0] = torch.tensor([280.0, 60.0, 340.0, 130.0])
+    lms, right = torch.from_numpy(np.stack([lm] * 2)), torch.ones(2)
+    idx = torch.tensor([0, 1] * 16)
+    x, t = make_batch(canvas, lms, right, idx, 64, True, neg_fraction=0.0, gen=torch.Generator().manual_seed(0),
+                      faces=faces, face_share=0.5)
+    on_face = idx == 0
+    assert (t["presence"][on_face] == 0).all() and (t["presence_w"][on_face] == 1).all()
+    corners = x[on_face][:, [0, 0, -1, -1], [0, -1, 0, -1]].mean((1, 2))  # (any colour jitter aside)
+    assert (x[on_face, 28:36, 28:36].mean((1, 2, 3)) > corners + 0.2).all()  # the face fills the middle
+    assert (t["presence"][~on_face] == 1).all()
+    _, off = make_batch(canvas, lms, right, idx, 64, True, neg_fraction=0.0, gen=torch.Generator().manual_seed(0),
+                        faces=faces)
+    assert (off["presence"] == 1).all()  # off by default
+
+
 def test_detector_turn_share_turns_photo_framed_hands():
     """``--turn``: frames that keep the photo's framing are turned a quarter or half turn whole,
     so an upright hand also appears sideways and upside down — and stays inside the frame."""

@@ -4,8 +4,9 @@ Crops are cut around the pseudo-labelled hands with the tracker's own crop geome
 (rotation, scale, shift), given a random background behind the hand (``--background-share``),
 flipped with handedness swapped, colour/blur/noise/occlusion augmented, cut by a frame edge
 (``--edge-cut-share``), pasted on real hand-free backgrounds (``--real-backgrounds``); 15 % of each batch are
-crops beside the hand and ``--hand-free-share`` are crops of the photos' teacher-verified
-hand-free strips, which train the presence head.
+crops beside the hand, ``--hand-free-share`` are crops of the photos' teacher-verified
+hand-free strips and ``--face-share`` crops of the faces in them (``faces`` in the labels), which
+train the presence head.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                backgrounds: torch.Tensor | None = None, background_share: float = 0.0,
                hand_free: torch.Tensor | None = None, hand_free_share: float = 0.0,
                motion_blur: float = 0.0, low_light: float = 0.0, stretch: float = 0.0,
-               edge_cut_share: float = 0.0, others: torch.Tensor | None = None):
+               edge_cut_share: float = 0.0, others: torch.Tensor | None = None,
+               faces: torch.Tensor | None = None, face_share: float = 0.0):
     """Cut crops for ``idx`` → (input NHWC, targets dict).
 
     ``hand_free`` (pool size, 4): a teacher-verified hand-free strip per photo (x0, y0, x1, y1;
@@ -52,6 +54,10 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
     ``others`` (pool size, K, 21, 2; NaN: none): the photos' hands the label does not cover. A
     crop beside the labelled hand that holds a third of another hand's points is not taught as
     "no hand" (presence weight 0): the signer's other hand is often right beside the labelled one.
+    ``faces`` (pool size, F, 4; NaN: none): face boxes x0, y0, x1, y1; with ``face_share`` > 0 that
+    share of the batch (photos that have one) becomes crops on a face, 1.2-2.5 × its size at any
+    angle — the unseen lab's false hands are faces. Their targets follow from what the crop holds,
+    as for every crop: a hand in front of the face stays a hand.
     """
     dev = canvas.device
     b = idx.shape[0]
@@ -83,6 +89,18 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                 u = torch.rand(int(pick.sum()), 2, device=dev, generator=gen)
                 center[pick] = lo + reach + u * (hi - lo - 2 * reach).clamp_min(0)
                 angle[pick] = (torch.rand(int(pick.sum()), device=dev, generator=gen) * 2 - 1) * math.pi
+        if faces is not None and face_share > 0 and faces.shape[1]:
+            box = faces[idx, 0].float()  # the photo's first face
+            has = torch.isfinite(box).all(-1)
+            rate = face_share * b / max(1, int(has.sum()))
+            pick = has & (torch.rand(b, device=dev, generator=gen) < rate)
+            if pick.any():
+                n = int(pick.sum())
+                wh = box[pick, 2:] - box[pick, :2]
+                side[pick] = wh.max(-1).values * (1.2 + 1.3 * torch.rand(n, device=dev, generator=gen))
+                center[pick] = (box[pick, :2] + box[pick, 2:]) / 2 + (
+                    torch.rand(n, 2, device=dev, generator=gen) - 0.5) * 0.3 * wh
+                angle[pick] = (torch.rand(n, device=dev, generator=gen) * 2 - 1) * math.pi
     m = rect_matrices(center, side, angle, size)
     if train and stretch > 0:
         m = random_stretch(m, size, stretch, gen)
@@ -196,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hand-free-share", type=float, default=0.1,
                     help="share of the crops cut from the photos' teacher-verified hand-free strips "
                          "(negatives for the presence head; needs a pack with hand_free)")
+    ap.add_argument("--face-share", type=float, default=0.0,
+                    help="share of the crops cut on the faces in the photos (negatives for the presence head; "
+                         "needs a pack with faces: scripts/mine_faces.py). Unmeasured: for the long run")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
@@ -208,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     right = torch.from_numpy(pool.right).to(dev)
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
     others = torch.from_numpy(pool.others).to(dev)
+    faces = torch.from_numpy(pool.faces).to(dev)
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]
@@ -226,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                           backgrounds=backgrounds, background_share=args.background_share,
                           hand_free=hand_free, hand_free_share=args.hand_free_share,
                           motion_blur=args.motion_blur_share, low_light=args.low_light_share,
-                          stretch=args.stretch_share, edge_cut_share=args.edge_cut_share, others=others)
+                          stretch=args.stretch_share, edge_cut_share=args.edge_cut_share, others=others,
+                          faces=faces, face_share=args.face_share)
         if dev.type == "cpu":
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
