@@ -2,9 +2,9 @@
 
 Why: faces are most of the false hands in the unseen lab (126 of its 168 false hands on
 hand-free strips, models 0.2.6: docs/models.md, "Faces"). With ``faces`` in the labels, the pack
-keeps them and ``python -m handsdk.train.presence --face-scales`` can take the detector's
-proposals on them as negatives (measured worse for the presence head alone; kept for training the
-backbone on them).
+keeps them and the landmark trainer's ``--face-share`` cuts crops on them as "no hand", so that
+the backbone learns faces are not hands (as negatives for the presence head alone they measured
+worse).
 
 The faces come from OpenCV's Haar cascades (frontal, and profile both ways), which OpenCV 5 no
 longer ships, so they run in worker processes of a virtualenv of their own with

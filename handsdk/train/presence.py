@@ -13,9 +13,7 @@ and handedness, from:
 * negatives: the trainer's beside-the-hand crops, the detector's proposals (at a low threshold)
   and random crops on the strip beside each training photo's hand that the teacher confirmed
   hand-free (``hand_free`` in the labels: :mod:`handsdk.train.pseudolabel`), synthetic
-  textures, (``--texture-frames``) the detector's proposals on rendered hand-free frames, and
-  (``--face-scales``) its proposals on the faces in the photo (``faces`` in the labels:
-  ``scripts/mine_faces.py``), as packed and shrunk.
+  textures, and (``--texture-frames``) the detector's proposals on rendered hand-free frames.
 
 Only the pack's training split is used to fit; its validation split reports the result.
 """
@@ -43,10 +41,6 @@ from .augment import Canvas, background_bank
 from .export import load_checkpoint
 from .landmark import make_batch
 from .loop import build_pool
-
-#: the photo scales at which the detector's proposals on faces become negatives (1: as packed);
-#: off by default: (1.0, 0.6) measured worse, more false hands in the unseen lab (docs/experiments.md)
-FACE_SCALES: tuple[float, ...] = ()
 
 
 @torch.no_grad()
@@ -76,8 +70,7 @@ def _random_rects(width: int, height: int, n: int, rng: np.random.Generator) -> 
 
 def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.ndarray, hand_free: np.ndarray,
                        tracker, turns: tuple[float, ...], rng: np.random.Generator, random_per_strip: int = 3,
-                       others: np.ndarray | None = None, faces: np.ndarray | None = None,
-                       face_scales: tuple[float, ...] = FACE_SCALES) -> None:
+                       others: np.ndarray | None = None) -> None:
     """Crops the tracker would see on real photos.
 
     Positives: the detector's crops on the photo whose centre is within 0.3 crop sides of a
@@ -85,17 +78,13 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
     those of the photo's ``others`` (pool size, K, 21, 2; NaN: none), the hands the label does not
     cover. Negatives: the detector's proposals (every turn) and random crops on the photo's
     teacher-verified hand-free strip, cut from the strip alone so that no part of the hand beside
-    it leaks in. Negatives too: the detector's proposals on a face (``faces``: pool size, F, 4
-    boxes; NaN: none), on the photo as it is and shrunk by each of ``face_scales`` (a face a few
-    metres away, as in the unseen lab). Other detector crops on the photo are not used: they may
-    hold a hand the teacher missed.
+    it leaks in. Other detector crops on the photo are not used: they may hold a hand the teacher
+    missed.
     """
     size = fs.model.input_size
     if others is None:
         others = np.full((len(images), 0, 21, 2), np.nan, np.float32)
-    if faces is None:
-        faces = np.full((len(images), 0, 4), np.nan, np.float32)
-    for img, lm, free, more, face in zip(images, landmarks, hand_free, others, faces, strict=True):
+    for img, lm, free, more in zip(images, landmarks, hand_free, others, strict=True):
         hands = [rect_from_landmarks(h, tracker.crop_scale)
                  for h in [lm, *(o for o in more if np.isfinite(o).all())]]
         pos = []
@@ -105,12 +94,6 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
                    and 0.5 < rect.size[0] / hand.size[0] < 2.0 for hand in hands):
                 pos += _crops(img, [replace(rect, angle=rect.angle + t) for t in turns], size)
         fs.add(pos, 1.0)
-        face = face[np.isfinite(face).all(1)]
-        if len(face):
-            for s in face_scales:
-                shown = img if s == 1.0 else cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-                fs.add(_crops(shown, _on_faces(tracker, shown, face * s, [_scaled(h, s) for h in hands], turns),
-                              size), 0.0)
         if free[0] < 0:
             continue
         x0, y0, x1, y1 = (int(v) for v in free)
@@ -119,24 +102,6 @@ def add_detector_crops(fs: FeatureSet, images: list[np.ndarray], landmarks: np.n
                  for r in [det.rect(tracker.crop_scale)] for t in turns]
         rects += _random_rects(x1 - x0, y1 - y0, random_per_strip, rng)
         fs.add(_crops(strip, rects, size), 0.0)
-
-
-def _scaled(rect: RotatedRect, s: float) -> RotatedRect:
-    return replace(rect, center=(rect.center[0] * s, rect.center[1] * s), size=(rect.size[0] * s, rect.size[1] * s))
-
-
-def _on_faces(tracker, image: np.ndarray, faces: np.ndarray, hands: list[RotatedRect],
-              turns: tuple[float, ...]) -> list[RotatedRect]:
-    """The detector's proposals (every turn) centred on one of ``faces`` (x0, y0, x1, y1) and
-    not within half a crop of a hand."""
-    out = []
-    for det in tracker._run_detector(image):
-        rect = det.rect(tracker.crop_scale)
-        cx, cy = rect.center
-        if any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in faces) and not any(
-                np.hypot(cx - h.center[0], cy - h.center[1]) < 0.5 * h.size[0] for h in hands):
-            out += [replace(rect, angle=rect.angle + t) for t in turns]
-    return out
 
 
 class FeatureSet:
@@ -248,15 +213,13 @@ def add_texture_proposals(fs: FeatureSet, tracker, turns: tuple[float, ...], n: 
 
 
 def build_set(model: LandmarkNet, pool, idx: np.ndarray, tracker, turns, rounds: int, train: bool,
-              seed: int, texture_frames: int = 0,
-              face_scales: tuple[float, ...] = FACE_SCALES) -> tuple[torch.Tensor, ...]:
+              seed: int, texture_frames: int = 0) -> tuple[torch.Tensor, ...]:
     """Features and targets for the photos ``idx`` of the pool."""
     fs = FeatureSet(model)
     add_sampler_crops(fs, pool, idx, rounds, train, seed)
     real = idx[~pool.synthetic[idx]]
     add_detector_crops(fs, [pool.images[i] for i in real], pool.landmarks[real], pool.hand_free[real],
-                       tracker, turns, np.random.default_rng(seed), others=pool.others[real],
-                       faces=pool.faces[real], face_scales=face_scales)
+                       tracker, turns, np.random.default_rng(seed), others=pool.others[real])
     if train:
         fs.add(texture_crops(200, model.input_size, seed), 0.0)
     add_texture_proposals(fs, tracker, turns, texture_frames, seed)
@@ -278,9 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", type=Path, default=None,
                     help="manifest of the models whose detector proposes the hard negatives (default: the "
                          "bundled models; give the new detector's when it ships with this landmark model)")
-    ap.add_argument("--face-scales", type=float, nargs="*", default=list(FACE_SCALES),
-                    help="photo scales at which the detector's proposals on the labels' faces are negatives, "
-                         "e.g. 1 0.6 (default none: faces are not used; measured worse, docs/experiments.md)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only this many photos per split (a quick check)")
@@ -304,10 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     valid_idx = np.where(pool.valid & ~pool.synthetic)[0]
     if args.limit:
         train_idx, valid_idx = train_idx[:: max(1, len(train_idx) // args.limit)], valid_idx[: args.limit]
-    scales = tuple(args.face_scales)
-    train = build_set(model, pool, train_idx, tracker, turns, args.rounds, True, args.seed, args.texture_frames, scales)
-    valid = build_set(model, pool, valid_idx, tracker, turns, 1, False, args.seed + 1, args.texture_frames // 2,
-                      scales)
+    train = build_set(model, pool, train_idx, tracker, turns, args.rounds, True, args.seed, args.texture_frames)
+    valid = build_set(model, pool, valid_idx, tracker, turns, 1, False, args.seed + 1, args.texture_frames // 2)
     print(f"features: {len(train[0])} training, {len(valid[0])} validation crops in {time.time() - t0:.0f} s")
     before = head_report(model.global_head, *valid)
     head = fit_head(model.global_head, *train, epochs=args.epochs, seed=args.seed)
