@@ -55,30 +55,24 @@ def measures(ra: list[dict], rb: list[dict]) -> dict[str, tuple[np.ndarray, np.n
     def col(recs, model, key):
         return [r.get(model, {}).get(key) for r in recs]
 
-    out = {}
-    ca, cb = col(ra, "handsdk_crop", "pck10"), col(rb, "handsdk_crop", "pck10")
-    keep = [i for i in range(len(ra)) if ca[i] is not None and cb[i] is not None]
-    out["crop pck10"] = (np.array([ca[i] for i in keep]), np.array([cb[i] for i in keep]))
+    def defined(model: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """A's and B's values of ``key`` on the photos where both have one."""
+        a, b = col(ra, model, key), col(rb, model, key)
+        keep = [i for i in range(len(ra)) if a[i] is not None and b[i] is not None]
+        return np.array([a[i] for i in keep], float), np.array([b[i] for i in keep], float)
+
+    out = {"crop pck10": defined("handsdk_crop", "pck10")}
     ea, eb = col(ra, "handsdk_e2e", "pck10"), col(rb, "handsdk_e2e", "pck10")
     out["e2e detection"] = (np.array([x is not None for x in ea], float), np.array([x is not None for x in eb], float))
-    both = [i for i in range(len(ra)) if ea[i] is not None and eb[i] is not None]
-    out["e2e pck10 (both found)"] = (np.array([ea[i] for i in both]), np.array([eb[i] for i in both]))
-    ga, gb = col(ra, "handsdk_e2e", "rel"), col(rb, "handsdk_e2e", "rel")
-    out["e2e gross (both found)"] = (np.array([ga[i] > GROSS for i in both], float),
-                                     np.array([gb[i] > GROSS for i in both], float))
-    fa, fb = col(ra, "handsdk_e2e", "false_pos"), col(rb, "handsdk_e2e", "false_pos")
-    strips = [i for i in range(len(ra)) if fa[i] is not None and fb[i] is not None]
-    out["false hands on strips"] = (np.array([fa[i] for i in strips], float), np.array([fb[i] for i in strips], float))
-    ba, bb = col(ra, "handsdk_e2e", "both_found"), col(rb, "handsdk_e2e", "both_found")
-    pairs = [i for i in range(len(ra)) if ba[i] is not None and bb[i] is not None]
-    if pairs:
-        out["every hand found (two-hand photos)"] = (np.array([ba[i] for i in pairs], float),
-                                                     np.array([bb[i] for i in pairs], float))
-    xa, xb = col(ra, "handsdk_e2e", "extra_hands"), col(rb, "handsdk_e2e", "extra_hands")
-    listed = [i for i in range(len(ra)) if xa[i] is not None and xb[i] is not None]
-    if listed:
-        out["a hand on no labelled hand (whole photo)"] = (np.array([xa[i] for i in listed], float),
-                                                           np.array([xb[i] for i in listed], float))
+    out["e2e pck10 (both found)"] = defined("handsdk_e2e", "pck10")
+    ga, gb = defined("handsdk_e2e", "rel")
+    out["e2e gross (both found)"] = ((ga > GROSS).astype(float), (gb > GROSS).astype(float))
+    out["false hands on strips"] = defined("handsdk_e2e", "false_pos")
+    for key, name in (("both_found", "every hand found (two-hand photos)"),
+                      ("extra_hands", "a hand on no labelled hand (whole photo)")):
+        pair = defined("handsdk_e2e", key)
+        if len(pair[0]):  # files from before the measure lack it
+            out[name] = pair
     return out
 
 
