@@ -261,6 +261,43 @@ def test_detector_turn_share_turns_photo_framed_hands():
     assert 0.2 < share < 0.45, share  # the photo-framed third, turned
 
 
+def test_detector_face_frames_are_framed_on_the_face_and_keep_the_hands_they_show():
+    """``--face-share``: frames of photos with a face are framed on it; a hand far from the face
+    is out of those frames (no target), a hand held in front of the face stays a target inside
+    the frame; photos without a face, or a share of 0, keep their hand frames."""
+    import torch
+
+    from handsdk.train.augment import Canvas, background_bank
+    from handsdk.train.detector import make_batch
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    img[60:130, 280:340] = 255  # the face
+    far, front = np.zeros((21, 3), np.float32), np.zeros((21, 3), np.float32)
+    far[:, 0], far[:, 1] = np.linspace(20, 120, 21), np.linspace(160, 40, 21)
+    front[:, 0], front[:, 1] = np.linspace(290, 330, 21), np.linspace(125, 65, 21)
+    canvas = Canvas([img] * 2, torch.device("cpu"))
+    lms = torch.from_numpy(np.stack([far, front]))
+    faces = torch.full((2, 4, 4), float("nan"))
+    faces[:, 0] = torch.tensor([280.0, 60.0, 340.0, 130.0])
+    bg = background_bank(64, n=4)
+
+    def frames(idx, share, face_boxes=faces):
+        _, hands = make_batch(canvas, lms, idx, idx, bg, 64, gen=torch.Generator().manual_seed(2),
+                              min_frac=0.3, faces=face_boxes, face_share=share)
+        single = torch.isnan(hands[:, 1:]).flatten(1).all(-1)  # two-hand mosaics are left as they are
+        return hands[single]
+
+    def no_target(hands):
+        return torch.isnan(hands).all(-1).all(-1).all(-1)
+
+    zeros, ones = torch.zeros(64, dtype=torch.long), torch.ones(64, dtype=torch.long)
+    assert no_target(frames(zeros, 1.0)).all()  # framed on the face: the far hand is out of view
+    held = frames(ones, 1.0)[:, 0]
+    assert not torch.isnan(held).any() and ((held > 0) & (held < 64)).all()  # the hand on the face stays
+    assert not no_target(frames(zeros, 0.0)).any()
+    assert not no_target(frames(zeros, 1.0, torch.full((2, 4, 4), float("nan")))).any()
+
+
 def test_detector_hand_free_frames_show_only_the_strip_and_no_hand():
     """``--hand-free-share``: a share of the detector's frames is cut wholly inside a photo's
     hand-free strip, turned any quarter turn, with no hand to find (an all-zero heatmap target)."""

@@ -199,6 +199,13 @@ def random_angle_jitter(b: int, device, gen=None, sigma: float = 0.3, wide: floa
     return a
 
 
+def pick_share(has: torch.Tensor, share: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """About ``share`` of the batch, drawn among the items whose photo ``has`` what they need (only
+    some photos have a hand-free strip or a face: those are picked more often)."""
+    rate = share * len(has) / max(1, int(has.sum()))
+    return has & (torch.rand(len(has), device=has.device, generator=gen) < rate)
+
+
 def background_bank(size: int, n: int = 200, seed: int = 0, device=None) -> torch.Tensor:
     """``n`` hand-free backgrounds (N, 3, size, size) in [0, 1] from the synthetic renderer's
     texture generator (flat colours when it cannot be imported)."""

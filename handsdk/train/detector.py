@@ -18,7 +18,15 @@ import torch.nn.functional as F
 from handsdk.script import ArgumentParser
 
 from ..nets import DetectorNet
-from .augment import Canvas, background_bank, hand_frame, photometric, rect_matrices, to_crop_coords
+from .augment import (
+    Canvas,
+    background_bank,
+    hand_frame,
+    photometric,
+    pick_share,
+    rect_matrices,
+    to_crop_coords,
+)
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
 
 STRIDE = 8
@@ -41,7 +49,8 @@ def _frames(canvas, lm, idx, size, frac, cxy, angle, upright=None):
 
 def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0.5, turn: float = 0.0,
                hand_free: torch.Tensor | None = None, free_idx: torch.Tensor | None = None,
-               hand_free_share: float = 0.0, min_frac: float = 0.12, others: torch.Tensor | None = None):
+               hand_free_share: float = 0.0, min_frac: float = 0.12, others: torch.Tensor | None = None,
+               faces: torch.Tensor | None = None, face_share: float = 0.0):
     """Frames (NHWC) and per-frame lists of hand landmarks in frame pixels (NaN: none).
 
     Of the re-framed hands ``full_circle`` are turned to any angle, the rest kept near upright;
@@ -53,8 +62,12 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
     drawn from ``free_idx`` — the lamp bases, door handles and sleeves the detector otherwise
     proposes as hands — with no hand to find. Re-framed hands span ``min_frac``–0.85 of the frame
     (log-uniform). ``others`` (pool size, K, 21, 2; NaN: none) are the photos' hands the label
-    does not cover: they are targets too wherever the frame shows them, not background. The
-    returned hands are the labelled ones (≤ 2), then those (≤ 2K)."""
+    does not cover: they are targets too wherever the frame shows them, not background.
+    ``faces`` (pool size, F, 4; NaN: none): face boxes x0, y0, x1, y1; with ``face_share`` > 0 that
+    share of the frames (of photos that have one) is framed on a face, its side ``min_frac``–0.5 of
+    the frame's, near upright — the faces the detector proposes as hands in a room it never saw,
+    and small, as a person a few metres away shows them. Whatever hands the frame holds stay
+    targets. The returned hands are the labelled ones (≤ 2), then those (≤ 2K)."""
     dev = canvas.device
     b = idx.shape[0]
 
@@ -117,6 +130,26 @@ def make_batch(canvas, lm, idx, idx2, bg, size, gen=None, full_circle: float = 0
             o1 = torch.where((o1[..., 0] < half).all(-1)[..., None, None], o1, float("nan"))
             o2 = torch.where((o2[..., 0] >= half).all(-1)[..., None, None], o2, float("nan"))
             extra[mosaic] = torch.cat([o1, o2], 1)
+    if faces is not None and face_share > 0 and faces.shape[1]:
+        box = faces[idx, 0].float()  # the photo's first face
+        pick = ~mosaic & pick_share(torch.isfinite(box).all(-1), face_share, gen)
+        if pick.any():
+            n = int(pick.sum())
+            face_side = (box[pick, 2:] - box[pick, :2]).max(-1).values
+            face_frac = torch.exp(math.log(min_frac) + r(n) * (math.log(0.5) - math.log(min_frac)))
+            side = face_side / face_frac  # the frame's side in image pixels
+            reach = (side - face_side)[:, None] / 2  # the face anywhere inside the frame
+            center = (box[pick, :2] + box[pick, 2:]) / 2 + (r(n, 2) * 2 - 1) * reach
+            mf = rect_matrices(center, side, torch.randn(n, device=dev, generator=gen) * 0.15, size)
+            x[pick] = canvas.sample(idx[pick], mf, size)
+            hand = to_crop_coords(lm[idx[pick], :, :2], mf, size) * size
+            mid = (hand.amin(1) + hand.amax(1)) / 2  # the hand is a target where its box's centre is in frame
+            seen = ((mid >= 0) & (mid < size)).all(-1)
+            pts[0] = pts[0].clone()
+            pts[0][pick] = torch.where(seen[:, None, None], hand, float("nan"))
+            extra[pick] = float("nan")
+            if k:
+                extra[pick, :k] = in_frame(idx[pick], mf)
     if hand_free is not None and free_idx is not None and len(free_idx) and hand_free_share > 0:
         pick = ~mosaic & (r(b) < hand_free_share)
         if pick.any():
@@ -259,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hand-free-share", type=float, default=0.0,
                     help="share of the frames cut from teacher-verified hand-free strips: clutter, no hand "
                          "(needs a pack with hand_free)")
+    ap.add_argument("--face-share", type=float, default=0.0,
+                    help="share of the frames framed on the faces in the photos, small to large, the hands "
+                         "they hold still targets (needs a pack with faces: scripts/mine_faces.py)")
     ap.add_argument("--min-hand-frac", type=float, default=0.12,
                     help="smallest re-framed hand, as a share of the frame side (a person's hand a few "
                          "metres from the camera is ~0.05)")
@@ -274,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
     free_idx = torch.from_numpy(train_idx[pool.hand_free[train_idx, 0] >= 0]).to(dev)
     others = torch.from_numpy(pool.others).to(dev)
+    faces = torch.from_numpy(pool.faces).to(dev)
+    if args.face_share > 0 and not torch.isfinite(faces[:, 0]).all(-1).any():
+        raise SystemExit("--face-share needs a pack with faces (scripts/mine_faces.py, then pack again)")
     print(f"other hands (targets too): {int((~torch.isnan(others[:, :, 0, 0])).sum())} in "
           f"{int((~torch.isnan(others[:, :, 0, 0])).any(1).sum())} photos")
     if args.hand_free_share > 0 and not len(free_idx):
@@ -287,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         i2 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
         x, hands = make_batch(canvas, lm, i1, i2, bg, size, full_circle=args.full_circle, turn=args.turn,
                                hand_free=hand_free, free_idx=free_idx, hand_free_share=args.hand_free_share,
-                               min_frac=args.min_hand_frac, others=others)
+                               min_frac=args.min_hand_frac, others=others, faces=faces,
+                               face_share=args.face_share)
         heat_t, geom_t, mask = targets(hands, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)

@@ -27,6 +27,7 @@ from .augment import (
     edge_cut,
     hand_frame,
     photometric,
+    pick_share,
     random_angle_jitter,
     random_stretch,
     real_background_bank,
@@ -37,13 +38,6 @@ from .augment import (
 from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
 
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
-
-
-def _pick_share(has: torch.Tensor, share: float, gen) -> torch.Tensor:
-    """About ``share`` of the batch, drawn among the crops whose photo ``has`` what they need (only
-    some photos have a strip or a face: those are picked more often)."""
-    rate = share * len(has) / max(1, int(has.sum()))
-    return has & (torch.rand(len(has), device=has.device, generator=gen) < rate)
 
 
 def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, idx: torch.Tensor,
@@ -84,7 +78,7 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
             side[neg] *= 0.5 + 1.5 * torch.rand(n, device=dev, generator=gen)
         if hand_free is not None and hand_free_share > 0:
             strip = hand_free[idx].float()
-            pick = _pick_share(strip[:, 0] >= 0, hand_free_share, gen)
+            pick = pick_share(strip[:, 0] >= 0, hand_free_share, gen)
             if pick.any():
                 lo, hi = strip[pick, :2], strip[pick, 2:]
                 short = (hi - lo).min(-1).values
@@ -96,7 +90,7 @@ def make_batch(canvas: Canvas, pool_lm: torch.Tensor, pool_right: torch.Tensor, 
                 angle[pick] = (torch.rand(int(pick.sum()), device=dev, generator=gen) * 2 - 1) * math.pi
         if faces is not None and face_share > 0 and faces.shape[1]:
             box = faces[idx, 0].float()  # the photo's first face
-            pick = _pick_share(torch.isfinite(box).all(-1), face_share, gen)
+            pick = pick_share(torch.isfinite(box).all(-1), face_share, gen)
             if pick.any():
                 n = int(pick.sum())
                 wh = box[pick, 2:] - box[pick, :2]
