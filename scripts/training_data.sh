@@ -3,7 +3,7 @@
 # work tree, so that a fresh machine is one command from training: the fetched sets that issue
 # #20 allows, the teacher's labels (with the other hands and the verified hand-free strips), the
 # faces off the hands, and the packs. A step whose output exists is skipped: after an
-# interruption, run it again. About 25 minutes on 2 cores, most of it the teacher.
+# interruption, run it again. About 40 minutes on 2 cores: 13 of teacher, 25 of face cascades.
 # usage: scripts/training_data.sh OUT CLONES
 #   CLONES: a folder holding a clone (or bare Git folder) of each allowed repository, named
 #   OWNER+NAME (also looked for as OWNER+NAME/repo: the layout the tool library's fetch gives).
