@@ -31,6 +31,8 @@ BOOTSTRAP = 2000
 
 def load(path: Path) -> dict[str, dict]:
     """Records by image path."""
+    if not path.is_file():
+        raise SystemExit(f"error: {path} does not exist (expected a `handsdk eval --per-photo` file)")
     out = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
