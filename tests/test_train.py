@@ -822,3 +822,16 @@ def test_pack_carries_the_faces_scaled_and_moved_with_the_photo(tmp_path):
     z = np.load(tmp_path / "ctx.npz")
     shift = hand[0, :2] - z["landmarks"][0, 0, :2]
     np.testing.assert_allclose(z["faces"][0, 0], np.subtract(face, np.tile(shift, 2)), atol=0.5)
+
+
+def test_an_option_asking_for_crops_the_pack_lacks_stops_with_how_to_make_them():
+    """``--face-share`` / ``--hand-free-share`` on a pool with no faces / strips would do nothing:
+    the trainers stop and say which script adds them; at 0 they train as before."""
+    from handsdk.train.loop import build_pool, require_in_pack
+
+    pool = build_pool(None, 4)  # synthetic renders: no faces, no hand-free strips
+    require_in_pack(pool)
+    with pytest.raises(SystemExit, match="mine_faces"):
+        require_in_pack(pool, face_share=0.1)
+    with pytest.raises(SystemExit, match="hand-free-only"):
+        require_in_pack(pool, hand_free_share=0.1)

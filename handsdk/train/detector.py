@@ -27,7 +27,14 @@ from .augment import (
     rect_matrices,
     to_crop_coords,
 )
-from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
+from .loop import (
+    Trainer,
+    add_common_arguments,
+    parse_with_config,
+    plot_curves,
+    require_in_pack,
+    setup,
+)
 
 STRIDE = 8
 
@@ -313,13 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     free_idx = torch.from_numpy(train_idx[pool.hand_free[train_idx, 0] >= 0]).to(dev)
     others = torch.from_numpy(pool.others).to(dev)
     faces = torch.from_numpy(pool.faces).to(dev)
-    if args.face_share > 0 and not torch.isfinite(faces[:, 0]).all(-1).any():
-        raise SystemExit("--face-share needs a pack with faces (scripts/mine_faces.py, then pack again)")
     print(f"other hands (targets too): {int((~torch.isnan(others[:, :, 0, 0])).sum())} in "
           f"{int((~torch.isnan(others[:, :, 0, 0])).any(1).sum())} photos")
-    if args.hand_free_share > 0 and not len(free_idx):
-        raise SystemExit("--hand-free-share needs a pack with hand_free strips "
-                         "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
+    require_in_pack(pool, args.hand_free_share, args.face_share)
     tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume,
                  init=args.init, arch={"input_size": size})
     rng = np.random.default_rng(args.seed + tr.step)

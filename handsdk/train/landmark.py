@@ -35,7 +35,14 @@ from .augment import (
     replace_background,
     to_crop_coords,
 )
-from .loop import Trainer, add_common_arguments, parse_with_config, plot_curves, setup
+from .loop import (
+    Trainer,
+    add_common_arguments,
+    parse_with_config,
+    plot_curves,
+    require_in_pack,
+    setup,
+)
 
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
 
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     hand_free = torch.from_numpy(pool.hand_free).to(dev)
     others = torch.from_numpy(pool.others).to(dev)
     faces = torch.from_numpy(pool.faces).to(dev)
+    require_in_pack(pool, face_share=args.face_share)  # hand-free strips: used where the pack has them
     train_real = np.where(~pool.valid & ~pool.synthetic)[0]
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]

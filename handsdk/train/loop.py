@@ -70,6 +70,16 @@ def build_pool(pack: Path | None, n_synthetic: int, seed: int = 0) -> Pool:
                 np.stack(faces).astype(np.float32))
 
 
+def require_in_pack(pool: Pool, hand_free_share: float = 0.0, face_share: float = 0.0) -> None:
+    """Stop, saying how to make one, where an option asks for crops the pack has nothing for
+    (else the option would silently do nothing)."""
+    if hand_free_share > 0 and not (pool.hand_free[~pool.valid, 0] >= 0).any():
+        raise SystemExit("--hand-free-share needs a pack with hand_free strips "
+                         "(python -m handsdk.train.pseudolabel --hand-free-only, then pack again)")
+    if face_share > 0 and not np.isfinite(pool.faces[:, 0]).all(-1).any():
+        raise SystemExit("--face-share needs a pack with faces (scripts/mine_faces.py, then pack again)")
+
+
 class Trainer:
     """Time-budgeted training state: model, EMA copy, optimiser, elapsed time, metrics log."""
 
