@@ -835,3 +835,29 @@ def test_an_option_asking_for_crops_the_pack_lacks_stops_with_how_to_make_them()
         require_in_pack(pool, face_share=0.1)
     with pytest.raises(SystemExit, match="hand-free-only"):
         require_in_pack(pool, hand_free_share=0.1)
+
+
+def test_an_anchor_keeps_its_own_landmarks_while_presence_learns_from_the_labels():
+    """``--anchor``: the landmark losses pull toward the frozen model's reading of each crop, on
+    every crop (a face crop too), whatever the labels say; presence still learns the labels."""
+    import torch
+
+    from handsdk.nets import LandmarkNet
+    from handsdk.train.landmark import losses
+
+    torch.manual_seed(0)
+    model = LandmarkNet(64).eval()
+    x = torch.rand(4, 64, 64, 3)
+    raw = model.forward_raw(x)
+    t = {"xy": torch.full((4, 21, 2), 0.9), "z": torch.zeros(4, 21), "right": torch.ones(4),
+         "presence": torch.tensor([1.0, 1.0, 0.0, 0.0]), "presence_w": torch.ones(4)}
+    _, labelled = losses(model, raw, t)
+    _, anchored = losses(model, raw, t, {k: v.detach() for k, v in raw.items()})
+    assert labelled["coord"] > 0.1 and anchored["coord"] < 1e-6
+    assert torch.isclose(labelled["presence"], anchored["presence"])
+    other = LandmarkNet(64).eval()
+    _, off = losses(model, raw, t, {k: v.detach() for k, v in other.forward_raw(x).items()})
+    assert off["coord"] > anchored["coord"]
+    t["presence"][:] = 0  # no hand anywhere: the labels teach no landmarks, the anchor still does
+    _, none = losses(model, raw, t, {k: v.detach() for k, v in other.forward_raw(x).items()})
+    assert torch.isclose(none["coord"], off["coord"])

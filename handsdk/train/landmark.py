@@ -139,26 +139,40 @@ def simcc_targets(coords: torch.Tensor, centers: torch.Tensor, sigma: float) -> 
     return t / t.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def losses(model: LandmarkNet, raw: dict, t: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    pos = t["presence"] * t["presence_w"]
-    npos = pos.sum().clamp_min(1)
+def losses(model: LandmarkNet, raw: dict, t: dict,
+           anchor: dict | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss; with ``anchor`` (a frozen model's raw outputs on the same crops) its
+    landmark readings replace the labels' on every crop (learning without forgetting, Li and
+    Hoiem 2016): presence and handedness learn from the labels while the landmarks stay that
+    model's."""
     bin_w = (model.bin_centers[1] - model.bin_centers[0])
-    sigma = 2.5 * float(bin_w)
-    tx = simcc_targets(t["xy"][..., 0], model.bin_centers, sigma)
-    ty = simcc_targets(t["xy"][..., 1], model.bin_centers, sigma)
+    dec = model.decode(raw)
+    hand = t["presence"] * t["presence_w"]  # the crops whose landmarks the labels teach
+    if anchor is None:
+        pos = hand
+        sigma = 2.5 * float(bin_w)
+        tx = simcc_targets(t["xy"][..., 0], model.bin_centers, sigma)
+        ty = simcc_targets(t["xy"][..., 1], model.bin_centers, sigma)
+        txy, tz = t["xy"], t["z"]
+    else:
+        pos = torch.ones_like(hand)
+        tx, ty = torch.softmax(anchor["x_logits"], -1), torch.softmax(anchor["y_logits"], -1)
+        a = model.decode(anchor)["landmarks"]
+        txy, tz = a[..., :2], a[..., 2]
+    npos = pos.sum().clamp_min(1)
     ce = -(tx * F.log_softmax(raw["x_logits"], -1)).sum(-1) - (
         ty * F.log_softmax(raw["y_logits"], -1)).sum(-1)
     l_simcc = (ce.mean(-1) * pos).sum() / npos
-    dec = model.decode(raw)
-    err = (dec["landmarks"][..., :2] - t["xy"]).norm(dim=-1)
+    err = (dec["landmarks"][..., :2] - txy).norm(dim=-1)
     l_coord = (err.mean(-1) * pos).sum() / npos
-    l_z = ((dec["landmarks"][..., 2] - t["z"]).abs().mean(-1) * pos).sum() / npos
-    conf_t = torch.exp(-((err.detach() / 0.05) ** 2))
+    l_z = ((dec["landmarks"][..., 2] - tz).abs().mean(-1) * pos).sum() / npos
+    conf_t = (torch.exp(-((err.detach() / 0.05) ** 2)) if anchor is None
+              else torch.sigmoid(anchor["conf_logit"]))
     l_conf = (F.binary_cross_entropy_with_logits(raw["conf_logit"], conf_t, reduction="none")
               .mean(-1) * pos).sum() / npos
     l_pres = (F.binary_cross_entropy_with_logits(raw["presence_logit"], t["presence"],
                                                  reduction="none") * t["presence_w"]).mean()
-    sure = pos * ((t["right"] - 0.5).abs() > 0.3).float()
+    sure = hand * ((t["right"] - 0.5).abs() > 0.3).float()
     l_hand = (F.binary_cross_entropy_with_logits(raw["handedness_logit"], t["right"],
                                                  reduction="none") * sure).sum() / sure.sum().clamp_min(1)
     total = l_simcc + 10 * l_coord + 2 * l_z + 0.5 * l_conf + l_pres + 0.5 * l_hand
@@ -223,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                          "needs a pack with faces: scripts/mine_faces.py). A CPU fine-tune at 0.1: "
                          "fewer false hands, less precise on unseen sets (docs/experiments.md); "
                          "for the long run")
+    ap.add_argument("--anchor", type=Path,
+                    help="a frozen landmark model (.pt) whose reading of each crop replaces the labels' "
+                         "landmarks: presence learns new crops (e.g. --face-share) while the landmarks "
+                         "stay that model's")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
@@ -244,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     model = LandmarkNet(args.input_size)
     tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
                  arch={"input_size": args.input_size})
+    anchor = None
+    if args.anchor is not None:
+        if not args.anchor.is_file():
+            raise SystemExit(f"--anchor {args.anchor}: no such file (a landmark .pt: models/landmark.pt, a best.pt)")
+        anchor = LandmarkNet(args.input_size).to(dev).eval()
+        anchor.load_state_dict(torch.load(args.anchor, map_location="cpu", weights_only=False)["model"])
+        anchor.requires_grad_(False)
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         n_syn = int(round(batch * args.synthetic_weight)) if len(train_syn) else 0
@@ -261,8 +286,14 @@ def main(argv: list[str] | None = None) -> int:
             x = x.contiguous()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             raw = tr.model.forward_raw(x)
+            anchor_raw = None
+            if anchor is not None:
+                with torch.no_grad():
+                    anchor_raw = anchor.forward_raw(x)
         raw = {k: v.float() for k, v in raw.items()}
-        loss, parts = losses(tr.model, raw, t)
+        if anchor_raw is not None:
+            anchor_raw = {k: v.float() for k, v in anchor_raw.items()}
+        loss, parts = losses(tr.model, raw, t, anchor_raw)
         tr.update(loss)
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):

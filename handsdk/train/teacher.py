@@ -118,6 +118,30 @@ class MediaPipeTeacher:
         return TeacherHand(image_pts, float(presence.ravel()[0]), 1.0 - float(handed.ravel()[0]),
                            rect)
 
+    def read_crops(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The landmark model alone on ready crops (B, S, S, 3), RGB floats in [0, 1].
+
+        Returns landmarks (B, 21, 3) crop-normalised (z relative to the wrist, scaled by the
+        crop's side), presence (B,) and right-hand probability (B,) for plain, unmirrored crops.
+        The online teacher of ``handsdk.train.landmark`` labels each augmented crop with it.
+        """
+        inp = self.landmark.get_input_details()[0]
+        side = int(inp["shape"][1])
+        out = np.empty((len(crops_rgb), 21, 3), np.float32)
+        presence = np.empty(len(crops_rgb), np.float32)
+        right = np.empty(len(crops_rgb), np.float32)
+        for i, crop in enumerate(crops_rgb):
+            if crop.shape[0] != side:
+                crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+            self.landmark.set_tensor(inp["index"], np.ascontiguousarray(crop, np.float32)[None])
+            self.landmark.invoke()
+            lm, pres, handed = (self.landmark.get_tensor(j) for j in self._lm_out[:3])
+            out[i] = lm.reshape(21, 3) / side
+            presence[i] = float(pres.ravel()[0])
+            right[i] = 1.0 - float(handed.ravel()[0])  # its handedness assumes a mirrored image
+        out[:, :, 2] -= out[:, :1, 2]
+        return out, presence, right
+
     @staticmethod
     def roi_from_landmarks(landmarks: np.ndarray) -> RotatedRect:
         """MediaPipe's landmarks → next-frame ROI (subset bounding box ×2, shifted −0.1)."""
