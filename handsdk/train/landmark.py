@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anchor", type=Path,
                     help="a frozen landmark model (.pt) whose reading of each crop replaces the labels' "
                          "landmarks: presence learns new crops (e.g. --face-share) while the landmarks "
-                         "stay that model's")
+                         "stay that model's. With --face-share 0.1 on a CPU fine-tune the landmarks held "
+                         "but the false hands did not fall (docs/experiments.md)")
     args = parse_with_config(ap, argv)
     dev, batch, lr, pool = setup(args, gpu_batch=256, cpu_batch=48)
     canvas = Canvas(pool.images, dev)
