@@ -6,7 +6,8 @@ flipped with handedness swapped, colour/blur/noise/occlusion augmented, cut by a
 (``--edge-cut-share``), pasted on real hand-free backgrounds (``--real-backgrounds``); 15 % of each batch are
 crops beside the hand, ``--hand-free-share`` are crops of the photos' teacher-verified
 hand-free strips and ``--face-share`` crops of the faces in them (``faces`` in the labels), which
-train the presence head.
+train the presence head. ``--anchor MODEL`` replaces the labels' landmarks with a frozen model's
+reading of each crop.
 """
 
 from __future__ import annotations
