@@ -861,3 +861,37 @@ def test_an_anchor_keeps_its_own_landmarks_while_presence_learns_from_the_labels
     t["presence"][:] = 0  # no hand anywhere: the labels teach no landmarks, the anchor still does
     _, none = losses(model, raw, t, {k: v.detach() for k, v in other.forward_raw(x).items()})
     assert torch.isclose(none["coord"], off["coord"])
+
+
+def test_the_teacher_reads_ready_crops_in_the_trainers_coordinates():
+    """``MediaPipeTeacher.read_crops`` (``scripts/teacher_on_crops.py``): on rendered hands cut as
+    the trainer cuts them, its landmarks land on the crop's own targets (crop units, [0, 1]) and
+    a blank crop holds no hand."""
+    import torch
+
+    from handsdk.data import teacher_root
+
+    root = teacher_root()
+    if root is None:
+        pytest.skip("no ../shared/teacher (MediaPipe's TFLite models)")
+    pytest.importorskip("ai_edge_litert", reason="the teacher runs on ai-edge-litert (pip install handsdk[tflite])")
+    from handsdk.train.augment import Canvas
+    from handsdk.train.landmark import make_batch
+    from handsdk.train.loop import build_pool
+    from handsdk.train.teacher import MediaPipeTeacher
+
+    pool = build_pool(None, 8)
+    x, t = make_batch(Canvas(pool.images, torch.device("cpu")), torch.from_numpy(pool.landmarks),
+                      torch.from_numpy(pool.right), torch.arange(8), 224, False)
+    teacher = MediaPipeTeacher(root)
+    read, presence, right = teacher.read_crops(x.numpy())
+    assert read.shape == (8, 21, 3) and presence.shape == right.shape == (8,)
+    sure = presence > 0.5
+    assert sure.sum() >= 5
+    xy = t["xy"].numpy()
+    box = (xy.max(1) - xy.min(1)).max(-1)
+    err = np.linalg.norm(read[:, :, :2] - xy, axis=-1) / box[:, None]
+    assert np.median(err[sure]) < 0.1
+    assert np.all(read[:, 0, 2] == 0)  # z relative to the wrist
+    _, blank, _ = teacher.read_crops(np.zeros((1, 224, 224, 3), np.float32))
+    assert blank[0] < 0.1
