@@ -146,12 +146,11 @@ def losses(model: LandmarkNet, raw: dict, t: dict,
     landmark readings replace the labels' on every crop (learning without forgetting, Li and
     Hoiem 2016): presence and handedness learn from the labels while the landmarks stay that
     model's."""
-    bin_w = (model.bin_centers[1] - model.bin_centers[0])
     dec = model.decode(raw)
     hand = t["presence"] * t["presence_w"]  # the crops whose landmarks the labels teach
     if anchor is None:
         pos = hand
-        sigma = 2.5 * float(bin_w)
+        sigma = 2.5 * float(model.bin_centers[1] - model.bin_centers[0])
         tx = simcc_targets(t["xy"][..., 0], model.bin_centers, sigma)
         ty = simcc_targets(t["xy"][..., 1], model.bin_centers, sigma)
         txy, tz = t["xy"], t["z"]

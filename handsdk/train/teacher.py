@@ -104,43 +104,35 @@ class MediaPipeTeacher:
                                      (float(size * 2.6), float(size * 2.6)), angle))
         return rects
 
+    def _read(self, crop_rgb: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """One 224² RGB crop in [0, 1] → crop-normalised landmarks (21, 3), presence, P(right)."""
+        self.landmark.set_tensor(self.landmark.get_input_details()[0]["index"],
+                                 np.ascontiguousarray(crop_rgb, np.float32)[None])
+        self.landmark.invoke()
+        lm, presence, handed = (self.landmark.get_tensor(i) for i in self._lm_out[:3])
+        # MediaPipe's handedness assumes a mirrored (selfie) image: swap it for a plain one.
+        return lm.reshape(21, 3) / 224.0, float(presence.ravel()[0]), 1.0 - float(handed.ravel()[0])
+
     def landmarks_in(self, image_bgr: np.ndarray, rect: RotatedRect) -> TeacherHand:
         """Run the landmark model on ``rect``."""
         crop = cv2.cvtColor(warp_crop(image_bgr, rect, 224), cv2.COLOR_BGR2RGB)
-        self.landmark.set_tensor(self.landmark.get_input_details()[0]["index"],
-                                 (crop.astype(np.float32) / 255.0)[None])
-        self.landmark.invoke()
-        lm, presence, handed = (self.landmark.get_tensor(i) for i in self._lm_out[:3])
-        pts = lm.reshape(21, 3) / 224.0
+        pts, presence, right = self._read(crop.astype(np.float32) / 255.0)
         image_pts = crop_points_to_image(pts, rect)
         image_pts[:, 2] -= image_pts[0, 2]
-        # MediaPipe's handedness assumes a mirrored (selfie) image: swap it for a plain photo.
-        return TeacherHand(image_pts, float(presence.ravel()[0]), 1.0 - float(handed.ravel()[0]),
-                           rect)
+        return TeacherHand(image_pts, presence, right, rect)
 
     def read_crops(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The landmark model alone on ready crops (B, S, S, 3), RGB floats in [0, 1].
 
         Returns landmarks (B, 21, 3) crop-normalised (z relative to the wrist, scaled by the
-        crop's side), presence (B,) and right-hand probability (B,) for plain, unmirrored crops.
-        The online teacher of ``handsdk.train.landmark`` labels each augmented crop with it.
+        crop's side), presence (B,) and P(right hand) (B,) for plain, unmirrored crops.
+        ``scripts/teacher_on_crops.py`` measures with it what an online teacher would teach.
         """
-        inp = self.landmark.get_input_details()[0]
-        side = int(inp["shape"][1])
-        out = np.empty((len(crops_rgb), 21, 3), np.float32)
-        presence = np.empty(len(crops_rgb), np.float32)
-        right = np.empty(len(crops_rgb), np.float32)
-        for i, crop in enumerate(crops_rgb):
-            if crop.shape[0] != side:
-                crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-            self.landmark.set_tensor(inp["index"], np.ascontiguousarray(crop, np.float32)[None])
-            self.landmark.invoke()
-            lm, pres, handed = (self.landmark.get_tensor(j) for j in self._lm_out[:3])
-            out[i] = lm.reshape(21, 3) / side
-            presence[i] = float(pres.ravel()[0])
-            right[i] = 1.0 - float(handed.ravel()[0])  # its handedness assumes a mirrored image
+        reads = [self._read(c if c.shape[0] == 224 else cv2.resize(c, (224, 224), interpolation=cv2.INTER_AREA))
+                 for c in crops_rgb]
+        out = np.stack([r[0] for r in reads]).astype(np.float32).reshape(-1, 21, 3)
         out[:, :, 2] -= out[:, :1, 2]
-        return out, presence, right
+        return (out, np.array([r[1] for r in reads], np.float32), np.array([r[2] for r in reads], np.float32))
 
     @staticmethod
     def roi_from_landmarks(landmarks: np.ndarray) -> RotatedRect:
