@@ -9,7 +9,9 @@
 #   so a call cut off by its limit still returns what it has.
 #   A run longer than one loan: put its NAME.state.pt from the last call in a carried folder and
 #   set HANDSDK_TRAIN_STATE to it; that run then resumes (--resume) where it stopped, and its
-#   --minutes is the whole run's budget, which the cosine schedule spans across the calls.
+#   --minutes (or --crops) is the whole run's budget, which the cosine schedule spans across the
+#   calls. The long run from scratch is the line "long --config scripts/long_run.toml": budgeted
+#   in crops, so its CPU sittings (scripts/long_run.sh) and its GPU calls make one schedule.
 set -uo pipefail
 pack=$1; minutes=$2; out=$3; runs_file=$4
 export PYTHONUNBUFFERED=1
@@ -20,7 +22,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$work/gp
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())" >> "$work/gpu.txt" 2>&1
 nvidia-smi dmon -s u -d 5 > "$work/dmon.txt" 2>&1 &
 dmon=$!
-common=(--pack "$pack" --minutes "$minutes" --val-every 45 --synthetic 1500)
+# --stop-after: a run budgeted in crops (--crops, e.g. scripts/long_run.toml) saves and stops in time
+common=(--pack "$pack" --minutes "$minutes" --stop-after "$minutes" --val-every 45 --synthetic 1500)
 names=()
 pids=()
 while read -r name args; do

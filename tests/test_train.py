@@ -55,6 +55,19 @@ def test_train_resume_and_export(tmp_path):
     shutil.rmtree(tmp_path)
 
 
+def test_the_long_runs_recipe_loads_and_its_crop_budget_ends_the_run(tmp_path):
+    """scripts/long_run.toml is what every sitting of issue #20's run reads: its keys are the
+    trainer's options, and a budget in crops ends the run after exactly that many."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "scripts" / "long_run.toml"
+    work = tmp_path / "long"
+    assert landmark.main(["--config", str(recipe), "--crops", "12", "--face-share", "0", "--workdir", str(work),
+                          "--synthetic", "24", "--batch", "4", "--input-size", "128", "--val-every", "1000"]) == 0
+    last = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()][-1]
+    assert (last["step"], last["crops"]) == (3, 12)
+
+
 def test_export_refuses_before_writing_anything(tmp_path, bundled_models, capsys):
     """A wrong checkpoint (missing, or the other model) or ``--tflite-only`` without litert-torch
     leaves the models folder exactly as it was, with a message naming the problem."""
@@ -624,6 +637,32 @@ def test_int8_export_survives_an_output_saturated_on_every_calibration_crop(tmp_
     assert features.shape == (2, 4, 32, 32) and np.allclose(presence, 1.0, atol=0.01)
 
 
+def test_a_crop_budget_spans_the_schedule_and_survives_a_resume(tmp_path, capsys):
+    """With ``budget_crops`` the schedule follows the crops trained, not the clock, so a run keeps
+    one schedule across a CPU and a lent GPU; ``stop_after_s`` ends a sitting early, and
+    ``--resume`` goes on from the crops already seen."""
+    from handsdk.train.loop import Trainer
+
+    def step(tr):
+        tr.update(tr.model(torch.randn(2, 3, 8, 8)).square().mean(), crops=4)
+
+    torch.manual_seed(0)
+    tr = Trainer(torch.nn.Conv2d(3, 4, 3), tmp_path, 1e-6, 1e-3, torch.device("cpu"), False, budget_crops=10)
+    assert tr.fraction == 0.0 and not tr.done()  # the 1 µs time budget plays no part
+    step(tr)
+    assert tr.fraction == pytest.approx(0.4) and not tr.done()
+    step(tr)
+    tr.checkpoint({"pck10": 0.1}, "pck10")
+    again = Trainer(torch.nn.Conv2d(3, 4, 3), tmp_path, 1e-6, 1e-3, torch.device("cpu"), True, budget_crops=10)
+    assert again.seen == 8 and again.fraction == pytest.approx(0.8) and not again.done()
+    assert "8 crops trained, 2 to go" in capsys.readouterr().out
+    step(again)
+    assert again.done()
+    sitting = Trainer(torch.nn.Conv2d(3, 4, 3), tmp_path / "s", 1e-6, 1e-3, torch.device("cpu"), False,
+                      budget_crops=10**9, stop_after_s=1e-9)
+    assert sitting.fraction == 0.0 and sitting.done()  # the sitting is over, the budget is not
+
+
 def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
     """The state that travels to a lent GPU and back: weights exact, Adam's moments to bfloat16,
     step / time / best kept, EMA re-seeded from the weights, and about half of last.pt's size."""
@@ -636,7 +675,7 @@ def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
     torch.manual_seed(0)
     first = Trainer(model(), tmp_path / "a", 600, 1e-3, torch.device("cpu"), False)
     for _ in range(3):
-        first.update(first.model(torch.randn(2, 3, 12, 12)).square().mean())
+        first.update(first.model(torch.randn(2, 3, 12, 12)).square().mean(), crops=2)
     first.checkpoint({"pck10": 0.5}, "pck10")
     last = tmp_path / "a" / "last.pt"
     small = tmp_path / "run.state.pt"
@@ -644,7 +683,7 @@ def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
     assert small.stat().st_size < 0.6 * last.stat().st_size
     assert state.main(["expand", str(small), str(tmp_path / "b" / "last.pt")]) == 0
     again = Trainer(model(), tmp_path / "b", 1200, 1e-3, torch.device("cpu"), True)
-    assert (again.step, again.best) == (3, 0.5) and again.elapsed == pytest.approx(first.elapsed)
+    assert (again.step, again.best, again.seen) == (3, 0.5, 6) and again.elapsed == pytest.approx(first.elapsed)
     for name, value in first.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], value), name
         assert torch.equal(again.ema.state_dict()[name], value), name

@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{int((~torch.isnan(others[:, :, 0, 0])).any(1).sum())} photos")
     require_in_pack(pool, args.hand_free_share, args.face_share)
     tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume,
-                 init=args.init, arch={"input_size": size})
+                 init=args.init, arch={"input_size": size}, budget_crops=args.crops,
+                 stop_after_s=args.stop_after * 60)
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():
         i1 = torch.from_numpy(rng.choice(train_idx, batch)).to(dev)
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             heat, geom = tr.model.forward_raw(x)
         loss, parts = losses(heat.float(), geom.float(), heat_t, geom_t, mask)
-        tr.update(loss)
+        tr.update(loss, len(x))
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, val_idx, size, hand_free)

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     val_t = torch.from_numpy(val_idx).to(dev)
     model = LandmarkNet(args.input_size)
     tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
-                 arch={"input_size": args.input_size})
+                 arch={"input_size": args.input_size}, budget_crops=args.crops, stop_after_s=args.stop_after * 60)
     anchor = None
     if args.anchor is not None:
         if not args.anchor.is_file():
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         if anchor_raw is not None:
             anchor_raw = {k: v.float() for k, v in anchor_raw.items()}
         loss, parts = losses(tr.model, raw, t, anchor_raw)
-        tr.update(loss)
+        tr.update(loss, len(idx))
         tr.log_step(loss, parts)
         if tr.validation_due(args.val_every):
             metrics = validate(tr.ema, canvas, lm, right, val_t, args.input_size, pool.dataset[val_idx])

@@ -1,5 +1,5 @@
-"""What both trainers share: the data pool, a time-budgeted cosine schedule, EMA weights,
-checkpoints with ``--resume``, a metrics log, a text progress bar and the curves plot."""
+"""What both trainers share: the data pool, a cosine schedule over a time or crop budget, EMA
+weights, checkpoints with ``--resume``, a metrics log, a text progress bar and the curves plot."""
 
 from __future__ import annotations
 
@@ -81,11 +81,16 @@ def require_in_pack(pool: Pool, hand_free_share: float = 0.0, face_share: float 
 
 
 class Trainer:
-    """Time-budgeted training state: model, EMA copy, optimiser, elapsed time, metrics log."""
+    """Budgeted training state: model, EMA copy, optimiser, elapsed time, crops seen, metrics log.
+
+    The cosine schedule spans ``budget_s`` seconds of training, or ``budget_crops`` crops when
+    that is > 0: a budget in crops means the same schedule on a CPU and on a lent GPU, 60 times
+    faster, so one run can move between them. ``stop_after_s`` > 0 ends this sitting after that
+    many seconds (with a last validation and checkpoint), leaving the rest for ``--resume``."""
 
     def __init__(self, model: torch.nn.Module, workdir: Path, budget_s: float, lr: float,
                  device: torch.device, resume: bool, ema_decay: float = 0.998, init: Path | None = None,
-                 arch: dict | None = None):
+                 arch: dict | None = None, budget_crops: int = 0, stop_after_s: float = 0.0):
         self.workdir = workdir
         self.arch = arch or {}  # saved with every checkpoint, e.g. the input size export needs
         workdir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +105,8 @@ class Trainer:
             p.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
         self.base_lr, self.budget_s, self.ema_decay = lr, budget_s, ema_decay
-        self.step, self.elapsed, self.best = 0, 0.0, -math.inf
+        self.budget_crops, self.stop_after_s = budget_crops, stop_after_s
+        self.step, self.elapsed, self.best, self.seen = 0, 0.0, -math.inf, 0
         self.log_path = workdir / "metrics.jsonl"
         if resume and (workdir / "last.pt").exists():
             state = torch.load(workdir / "last.pt", map_location=device, weights_only=False)
@@ -108,23 +114,39 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["opt"])
             self.step, self.elapsed, self.best = state["step"], state["elapsed"], state["best"]
-            if budget_s <= self.elapsed:
-                print(f"warning: --minutes {budget_s / 60:g} is the run's total budget and {self.elapsed / 60:.1f} "
-                      "min are already trained: pass a larger --minutes to train longer")
-            self.budget_s = max(budget_s, self.elapsed + 1)
-            print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained, "
-                  f"{max(0.0, self.budget_s - self.elapsed) / 60:.1f} min to go")
+            self.seen = state.get("seen", 0)  # runs saved before crop budgets: 0
+            if budget_crops:
+                if budget_crops <= self.seen:
+                    print(f"warning: --crops {budget_crops} is the run's total budget and {self.seen} crops "
+                          "are already trained: pass a larger --crops to train longer")
+                print(f"resumed at step {self.step}, {self.seen} crops trained, "
+                      f"{max(0, budget_crops - self.seen)} to go")
+            else:
+                if budget_s <= self.elapsed:
+                    print(f"warning: --minutes {budget_s / 60:g} is the run's total budget and "
+                          f"{self.elapsed / 60:.1f} min are already trained: pass a larger --minutes to train longer")
+                self.budget_s = max(budget_s, self.elapsed + 1)
+                print(f"resumed at step {self.step}, {self.elapsed:.0f}s trained, "
+                      f"{max(0.0, self.budget_s - self.elapsed) / 60:.1f} min to go")
         self._t0 = time.time() - self.elapsed
+        self._sitting_t0 = time.time()
         self._last_val = self.elapsed
 
     @property
     def fraction(self) -> float:
+        """How far through the schedule: crops seen / budget, or time trained / budget."""
+        if self.budget_crops:
+            return min(1.0, self.seen / self.budget_crops)
         return min(1.0, (time.time() - self._t0) / self.budget_s)
 
     def done(self) -> bool:
-        return self.fraction >= 1.0
+        """The budget is spent, or this sitting's ``stop_after_s`` is."""
+        sitting_over = self.stop_after_s > 0 and time.time() - self._sitting_t0 >= self.stop_after_s
+        return self.fraction >= 1.0 or sitting_over
 
-    def update(self, loss: torch.Tensor) -> None:
+    def update(self, loss: torch.Tensor, crops: int = 0) -> None:
+        """One optimiser step on ``loss``, computed from ``crops`` training crops."""
+        self.seen += crops
         f = self.fraction
         warm = min(1.0, self.step / 300)
         lr = self.base_lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * f)))
@@ -144,7 +166,9 @@ class Trainer:
         ema_p, model_p = list(self.ema.parameters()), [p.detach() for p in self.model.parameters()]
         torch._foreach_mul_(ema_p, decay)
         torch._foreach_add_(ema_p, model_p, alpha=1 - decay)
-        torch._foreach_copy_(list(self.ema.buffers()), list(self.model.buffers()))
+        buffers = list(self.ema.buffers())
+        if buffers:  # a model without BatchNorm has none, and _foreach_copy_ refuses an empty list
+            torch._foreach_copy_(buffers, list(self.model.buffers()))
 
     def progress(self, text: str) -> None:
         f = self.fraction
@@ -168,12 +192,12 @@ class Trainer:
     def checkpoint(self, metrics: dict, key: str) -> bool:
         """Log ``metrics``, save last.pt, and best.pt when ``metrics[key]`` improved."""
         self.elapsed = time.time() - self._t0
-        rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), **metrics}
+        rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "crops": self.seen, **metrics}
         with self.log_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                  "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
-                 "best": self.best, "arch": self.arch}
+                 "best": self.best, "arch": self.arch, "seen": self.seen}
         improved = metrics[key] > self.best
         if improved:
             self.best = metrics[key]
@@ -195,8 +219,14 @@ def add_common_arguments(ap, *, minutes: float, input_size: int, batch_help: str
     """The options both trainers take."""
     ap.add_argument("--pack", type=Path, help="training pack from handsdk.train.pack")
     ap.add_argument("--minutes", type=float, default=minutes,
-                    help="the run's total time budget, which the cosine schedule spans; with --resume the "
-                         "run continues up to this total (raise it to train longer)")
+                    help="the run's total time budget, which the cosine schedule spans (unless --crops); with "
+                         "--resume the run continues up to this total (raise it to train longer)")
+    ap.add_argument("--crops", type=int, default=0,
+                    help="the run's total budget in training crops (steps x batch), which the schedule spans "
+                         "instead of --minutes: one schedule for a run that moves between a CPU and a lent GPU")
+    ap.add_argument("--stop-after", type=float, default=0.0, metavar="MINUTES",
+                    help="end this sitting after MINUTES (validated and saved), the rest left for --resume; "
+                         "0: run to the end of the budget")
     ap.add_argument("--input-size", type=int, default=input_size)
     ap.add_argument("--batch", type=int, default=0, help=batch_help)
     ap.add_argument("--lr", type=float, default=0.0, help="0: 3e-3 on a GPU, 1.5e-3 on a CPU")
@@ -243,7 +273,9 @@ def parse_with_config(ap, argv: list[str] | None):
 
 
 def plot_curves(log_path: Path, out: Path, keys: list[str]) -> None:
-    """Plot the metrics log (needs matplotlib; skipped quietly without it)."""
+    """Plot the metrics log against minutes, or against crops where every row counts them (a run
+    that moved between devices: minutes there mean different amounts of training). Needs
+    matplotlib; skipped quietly without it."""
     try:
         import matplotlib
 
@@ -254,10 +286,12 @@ def plot_curves(log_path: Path, out: Path, keys: list[str]) -> None:
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     if not rows:
         return
+    by_crops = all(r.get("crops", 0) > 0 for r in rows)
+    x = [r["crops"] / 1e6 if by_crops else r["elapsed_s"] / 60 for r in rows]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5))
     for ax, k in zip(np.atleast_1d(axes), keys, strict=False):
-        ax.plot([r["elapsed_s"] / 60 for r in rows], [r.get(k, np.nan) for r in rows])
-        ax.set_xlabel("minutes")
+        ax.plot(x, [r.get(k, np.nan) for r in rows])
+        ax.set_xlabel("million crops" if by_crops else "minutes")
         ax.set_title(k)
         ax.grid(alpha=0.3)
     fig.tight_layout()

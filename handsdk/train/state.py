@@ -6,7 +6,8 @@ float32) is 23 MB for the landmark model, and beside the training pack it does n
 short loans add up to one long run, the compact state keeps:
 - the weights in float32, so training continues from exactly where it stopped;
 - Adam's moments in bfloat16 (they only scale the steps);
-- the step count, the time trained (which the cosine schedule spans) and the best score so far.
+- the step count, the time and crops trained (which the cosine schedule spans) and the best score
+  so far.
 
 It drops the EMA copy. :func:`expand` re-seeds the EMA from the weights: at decay 0.998 the EMA
 forgets its start within ~2,000 steps, a few minutes on a GPU. The landmark model's state is
@@ -45,7 +46,7 @@ def compact(last: Path, out: Path) -> int:
     """Write the compact state of a trainer's ``last.pt`` to ``out``; returns its size in bytes."""
     state = torch.load(last, map_location="cpu", weights_only=False)
     small = {"format": FORMAT, "model": state["model"], "opt": _cast(state["opt"], torch.bfloat16),
-             **{k: state[k] for k in ("step", "elapsed", "best", "arch")}}
+             **{k: state[k] for k in ("step", "elapsed", "best", "arch")}, "seen": state.get("seen", 0)}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(out, small)  # a copy back from the device never takes half a file
     return out.stat().st_size
@@ -58,7 +59,7 @@ def expand(state_path: Path, last: Path) -> None:
         raise SystemExit(f"error: {state_path} is not a compact training state ({FORMAT}); "
                          "make one with: python -m handsdk.train.state compact WORKDIR/last.pt OUT")
     state = {"model": small["model"], "ema": small["model"], "opt": _cast(small["opt"], torch.float32),
-             **{k: small[k] for k in ("step", "elapsed", "best", "arch")}}
+             **{k: small[k] for k in ("step", "elapsed", "best", "arch")}, "seen": small.get("seen", 0)}
     last.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(last, state)
 
