@@ -661,6 +661,8 @@ def test_a_crop_budget_spans_the_schedule_and_survives_a_resume(tmp_path, capsys
     sitting = Trainer(torch.nn.Conv2d(3, 4, 3), tmp_path / "s", 1e-6, 1e-3, torch.device("cpu"), False,
                       budget_crops=10**9, stop_after_s=1e-9)
     assert sitting.fraction == 0.0 and sitting.done()  # the sitting is over, the budget is not
+    assert "stopped at 0.0 % of the budget" in sitting.closing_line("pck10")
+    assert again.closing_line("pck10").startswith("done: best pck10 0.1000")
 
 
 def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):

@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(tr.log_path, args.workdir / "curves.png",
                 ["loss", "found_upright", "found_turned", "angle_err_upright_deg", "angle_err_turned_deg",
                  "false_found"])
-    print(f"done: best found {tr.best:.4f}; weights in {args.workdir / 'best.pt'}")
+    print(tr.closing_line("found"))
     return 0
 
 

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                   " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pck10_")),
                   flush=True)
     plot_curves(tr.log_path, args.workdir / "curves.png", ["loss", "pck10", "epe_px"])
-    print(f"done: best pck10 {tr.best:.4f}; weights in {args.workdir / 'best.pt'}")
+    print(tr.closing_line("pck10"))
     return 0
 
 

@@ -170,6 +170,14 @@ class Trainer:
         if buffers:  # a model without BatchNorm has none, and _foreach_copy_ refuses an empty list
             torch._foreach_copy_(buffers, list(self.model.buffers()))
 
+    def closing_line(self, key: str) -> str:
+        """What the run's last line says: done, or stopped part-way (a sitting) and how to go on."""
+        where = f"best {key} {self.best:.4f}; weights in {self.workdir / 'best.pt'}"
+        if self.fraction >= 1.0:
+            return f"done: {where}"
+        return (f"stopped at {100 * self.fraction:.1f} % of the budget (step {self.step}, {self.seen} crops): "
+                f"{where}; run again with --resume to go on")
+
     def progress(self, text: str) -> None:
         f = self.fraction
         bar = "#" * int(30 * f) + "-" * (30 - int(30 * f))
