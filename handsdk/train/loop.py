@@ -84,7 +84,7 @@ class Trainer:
     """Budgeted training state: model, EMA copy, optimiser, elapsed time, crops seen, metrics log.
 
     The cosine schedule spans ``budget_s`` seconds of training, or ``budget_crops`` crops when
-    that is > 0: a budget in crops means the same schedule on a CPU and on a lent GPU, 60 times
+    that is > 0: a budget in crops means the same schedule on a CPU and on a lent GPU, ~45 times
     faster, so one run can move between them. ``stop_after_s`` > 0 ends this sitting after that
     many seconds (with a last validation and checkpoint), leaving the rest for ``--resume``."""
 
