@@ -20,6 +20,17 @@ def _colour(label: str) -> tuple[int, int, int]:
     return RIGHT_COLOUR if label == "right" else LEFT_COLOUR
 
 
+#: Drawn points are clipped to this many pixels either side of the origin: OpenCV's drawing takes
+#: 32-bit ints and shifts them for subpixel accuracy, so a point far off screen (a hand from a
+#: replayed or a third-party result) would raise or wrap round instead of being drawn off screen.
+DRAW_LIMIT = 1 << 20
+
+
+def _pixels(points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) as int32 pixels OpenCV can draw."""
+    return np.clip(np.round(np.asarray(points, np.float64)), -DRAW_LIMIT, DRAW_LIMIT).astype(np.int32)
+
+
 def _thickness(frame: np.ndarray) -> int:
     return max(1, int(round(max(frame.shape[:2]) / 400)))
 
@@ -33,7 +44,7 @@ class SkeletonAnnotator:
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         t = self.thickness or _thickness(frame)
         for hand in result.hands:
-            pts = np.round(hand.landmarks[:, :2]).astype(np.int32)
+            pts = _pixels(hand.landmarks[:, :2])
             for a, b in HAND_CONNECTIONS:
                 cv2.line(frame, tuple(pts[a]), tuple(pts[b]), (255, 255, 255), t + 1, cv2.LINE_AA)
                 cv2.line(frame, tuple(pts[a]), tuple(pts[b]), _colour(hand.handedness.label), t, cv2.LINE_AA)
@@ -49,10 +60,10 @@ class LandmarkAnnotator:
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         r0 = self.radius or _thickness(frame) + 2
         for hand in result.hands:
-            for (x, y, _), c in zip(hand.landmarks, hand.confidence, strict=True):
+            for (x, y), c in zip(_pixels(hand.landmarks[:, :2]).tolist(), hand.confidence, strict=True):
                 r = max(1, int(round(r0 * (0.5 + 0.5 * float(c)))))
-                cv2.circle(frame, (int(round(x)), int(round(y))), r, (0, 0, 0), -1, cv2.LINE_AA)
-                cv2.circle(frame, (int(round(x)), int(round(y))), max(1, r - 1), (60, 255, 60), -1, cv2.LINE_AA)
+                cv2.circle(frame, (x, y), r, (0, 0, 0), -1, cv2.LINE_AA)
+                cv2.circle(frame, (x, y), max(1, r - 1), (60, 255, 60), -1, cv2.LINE_AA)
         return frame
 
 
@@ -62,7 +73,7 @@ class BoxAnnotator:
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         for hand in result.hands:
-            pts = np.round(hand.box.corners()).astype(np.int32)
+            pts = _pixels(hand.box.corners())
             cv2.polylines(frame, [pts], True, (200, 200, 200), 1, cv2.LINE_AA)
         return frame
 
@@ -82,8 +93,8 @@ class LabelAnnotator:
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         s = self.scale or max(0.4, max(frame.shape[:2]) / 1200)
         for hand in result.hands:
-            x = int(hand.landmarks[:, 0].min())
-            y = int(hand.landmarks[:, 1].min()) - 8
+            x, y = _pixels(hand.landmarks[:, :2].min(0)).tolist()
+            y -= 8
             lines = [f"#{hand.track_id} {hand.handedness.label} {hand.score:.2f}"]
             lines += [f"{k}: {v.name} {v.score:.2f}" for k, v in hand.labels.items()]
             for i, line in enumerate(reversed(lines)):

@@ -60,6 +60,10 @@ MAX_TIMESTAMP_MS = 2.0**53
 TILE_MIN_LANDMARK_CONFIDENCE = 0.35
 #: two readings are one hand when their landmark boxes overlap this much (of the smaller box)
 TWIN_BOX_OVERLAP = 0.4
+#: A reading whose landmark box is wider or taller than this many times the frame's longer side
+#: is no hand the camera sees: it is a crop that grew frame on frame past the picture (a model
+#: that reads a hand filling its whole crop enlarges the next crop by ``crop_scale`` each frame).
+MAX_HAND_FRAMES = 4.0
 
 
 @dataclass
@@ -127,7 +131,8 @@ class Tracker:
         self._dropped = 0  # frames live mode dropped in earlier runs
         self._ids = itertools.count(1)
         self.reset()
-        self.stats = {"frames": 0, "detector_calls": 0, "filter_errors": 0, "nonfinite_hands": 0}
+        self.stats = {"frames": 0, "detector_calls": 0, "filter_errors": 0, "nonfinite_hands": 0,
+                      "offframe_hands": 0}
         call_hook_safely("handsdk_on_tracker_start", tracker=self)
 
     @classmethod
@@ -261,11 +266,14 @@ class Tracker:
                     key=lambda f: (self._is_hand(f), f["presence"] * float(np.mean(f["confidence"]))))
                 for i in range(0, len(tried), len(turns))]
 
-    def _finite(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The readings whose numbers are all finite. A backend that gives NaN or infinity for a
-        hand (landmarks, confidences, presence, handedness) loses that hand, counted in
-        ``stats["nonfinite_hands"]`` and logged (the first three, then every 100th): NaN never
-        reaches a :class:`Hand`, a consumer or a jsonl line (where it is not JSON)."""
+    def _usable(self, found: list[dict[str, Any]], size: tuple[int, int]) -> list[dict[str, Any]]:
+        """The readings a frame of ``size`` (w, h) can show. A backend that gives NaN or infinity
+        for a hand (landmarks, confidences, presence, handedness) loses that hand, counted in
+        ``stats["nonfinite_hands"]``: NaN never reaches a :class:`Hand`, a consumer or a jsonl line
+        (where it is not JSON). A hand whose landmarks lie wholly outside the frame, or span more
+        than ``MAX_HAND_FRAMES`` times its longer side, is dropped too, counted in
+        ``stats["offframe_hands"]``: a track never runs away to coordinates no frame has. Both are
+        logged (the first three, then every 100th)."""
         keep = []
         for f in found:
             try:
@@ -273,14 +281,24 @@ class Tracker:
                          for k in ("landmarks", "confidence", "presence", "right"))
             except (KeyError, TypeError, ValueError):
                 ok = False
-            if ok:
+            if not ok:
+                self.stats["nonfinite_hands"] += 1
+                n = self.stats["nonfinite_hands"]
+                if worth_logging(n):
+                    log.error("backend %r gave non-finite values (NaN or infinity) for a hand on frame %d; "
+                              "the hand is dropped (%d so far)", self.config.backend.name, self._frame_index, n)
+                continue
+            xy = np.asarray(f["landmarks"], np.float64)[:, :2]
+            lo, hi = xy.min(0), xy.max(0)
+            if (hi >= 0).all() and (lo <= size).all() and (hi - lo).max() <= MAX_HAND_FRAMES * max(size):
                 keep.append(f)
                 continue
-            self.stats["nonfinite_hands"] += 1
-            n = self.stats["nonfinite_hands"]
+            self.stats["offframe_hands"] += 1
+            n = self.stats["offframe_hands"]
             if worth_logging(n):
-                log.error("backend %r gave non-finite values (NaN or infinity) for a hand on frame %d; "
-                          "the hand is dropped (%d so far)", self.config.backend.name, self._frame_index, n)
+                log.warning("a hand on frame %d lies outside the %dx%d frame or spans more than %g times it "
+                            "(landmark box %.0f..%.0f x %.0f..%.0f); it is dropped (%d so far)", self._frame_index,
+                            *size, MAX_HAND_FRAMES, lo[0], hi[0], lo[1], hi[1], n)
         return keep
 
     def _presence_threshold(self) -> float:
@@ -360,11 +378,12 @@ class Tracker:
 
     def _detect(self, image: np.ndarray) -> list[Hand]:
         bgr = as_bgr(image)
+        size = (bgr.shape[1], bgr.shape[0])
         t = self.config.tracker
         if self._pipeline:
-            found = self._finite(self._external(bgr, still=True))
+            found = self._usable(self._external(bgr, still=True), size)
         else:
-            found = self._finite(self._read_new(bgr, [d.rect(self.crop_scale) for d in self._run_detector(bgr)]))
+            found = self._usable(self._read_new(bgr, [d.rect(self.crop_scale) for d in self._run_detector(bgr)]), size)
             hands = self._dedupe([f for f in found if self._is_hand(f)])
             tiles = small_hand_tiles(bgr.shape[1], bgr.shape[0]) if t.tile_search else []
             # clutter the whole frame passed reads a low mean confidence: it does not stop the search
@@ -373,7 +392,7 @@ class Tracker:
                 known = [h["rect"] for h in hands]
                 rects = [r for r in (d.rect(self.crop_scale) for d in self._run_detector(bgr, tiles))
                          if not any(_same_place(r, k) for k in known)]
-                found += [{**f, "from_tile": True} for f in self._finite(self._read_new(bgr, rects))]
+                found += [{**f, "from_tile": True} for f in self._usable(self._read_new(bgr, rects), size)]
         found = self._beside_sure(self._dedupe([f for f in found if self._is_hand(f)]))[: t.max_hands]
         hands = [self._make_hand(f, f["landmarks"], i) for i, f in enumerate(found)]
         for slot in self.consumers:
@@ -494,7 +513,7 @@ class Tracker:
             for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
                 f["from_tile"] = c.from_tile
-        found = [f for f in self._finite(found) if self._is_hand(f)]
+        found = [f for f in self._usable(found, size) if self._is_hand(f)]
         found = self._beside_sure(self._dedupe(found))[: cfg.max_hands]
         t3 = time.perf_counter()
         timings["landmarks"] = (t3 - t2) * 1000

@@ -198,7 +198,8 @@ def test_a_run_reads_and_closes_a_video_on_one_thread(tmp_path, run_python):
 def test_close_from_another_thread_while_run_writes(tmp_path, run_python):
     """Tracker.close() from another thread while run() writes a video and a jsonl: it used to
     release the video writer under a write (2 of 10 runs segfaulted). Now the run ends cleanly
-    at its next frame and both files hold the same frames, whole."""
+    at its next frame and both files hold the same frames, whole. (CI once found the video a frame
+    short: the fake hand's track had grown to coordinates the annotator could not draw.)"""
     code = textwrap.dedent(f"""
         import json, random, sys, threading, time
         import cv2

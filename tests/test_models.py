@@ -369,6 +369,39 @@ def test_non_finite_landmarks_drop_the_hand_and_never_reach_the_jsonl(fake_backe
     assert "'nan'" in caplog.text
 
 
+def test_a_hand_off_the_frame_or_far_larger_than_it_is_dropped(fake_backend, register_plugin):
+    """The canned hand fills 0.75 of its crop, so each next crop is 1.125 times the last: the track
+    once grew without end, to coordinates OpenCV cannot draw. It is dropped once its landmark box
+    passes ``MAX_HAND_FRAMES`` times the frame, and found again; a reading wholly off the frame
+    never becomes a hand, in ``process`` or ``detect``."""
+    from handsdk.tracker import MAX_HAND_FRAMES
+
+    with Tracker(fake_backend.config()) as tracker:
+        spans = [[float(np.ptp(h.landmarks[:, :2], axis=0).max()) for h in tracker.process(fake_backend.frame(), 40.0 * i).hands]
+                 for i in range(60)]
+        assert tracker.stats["offframe_hands"] >= 2
+    assert max(max(s) for s in spans if s) <= MAX_HAND_FRAMES * 64
+    assert sum(bool(s) for s in spans) >= 50  # found again after each drop
+
+    def far_off(outs, batch):
+        outs = [o.copy() for o in outs]
+        outs[0][..., :2] += 50.0  # fifty crop widths right of and below the crop
+        return outs
+
+    backend = _landmark_changed(far_off)
+
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register("far", lambda: backend)
+
+    register_plugin(Plugin(), "test-far")
+    with Tracker(fake_backend.config(backend={"name": "far"})) as tracker:
+        assert [len(tracker.process(fake_backend.frame(), 40.0 * i).hands) for i in range(3)] == [0, 0, 0]
+        assert tracker.detect(fake_backend.frame()) == []
+        assert tracker.stats["offframe_hands"] >= 4
+
+
 # -- a crowd of real hands ---------------------------------------------------------------------
 def _collage(photos: list[np.ndarray], cols: int, cell: int = 200, margin: int = 40) -> tuple[np.ndarray, list]:
     rows = -(-len(photos) // cols)

@@ -358,6 +358,32 @@ def test_the_video_writer_takes_any_positive_fps(fps, stored, tmp_path, caplog):
     assert ("cannot store" in caplog.text) == (abs(stored - fps) > 1e-3 * fps)
 
 
+def test_the_video_writer_draws_every_frame_even_a_hand_far_off_it(tmp_path):
+    """OpenCV draws only 32-bit pixels: a hand at 1e12 px (a replayed or third-party result) once
+    raised inside the annotator, and the video lost that frame while the jsonl kept it."""
+    from handsdk_writers import VideoWriter
+
+    from handsdk.annotate import BoxAnnotator, LandmarkAnnotator, SkeletonAnnotator, annotate
+    from handsdk.types import FrameResult, Hand, Handedness, RotatedRect
+
+    def hand(at: float) -> Hand:
+        lm = np.zeros((21, 3), np.float32)
+        lm[:, 0] = at + np.arange(21) * 2.0
+        lm[:, 1] = at + 10.0
+        return Hand(lm, np.ones(21, np.float32), 0.9, Handedness("right", 0.9), RotatedRect((at, at), (40, 40), 0.0), 1)
+
+    shapes = (SkeletonAnnotator(), LandmarkAnnotator(), BoxAnnotator())
+    near = annotate(np.zeros((48, 64, 3), np.uint8), FrameResult(0, 0.0, [hand(10.0)], (64, 48), {}), shapes)
+    far = annotate(np.zeros((48, 64, 3), np.uint8), FrameResult(0, 0.0, [hand(1e12), hand(-1e12)], (64, 48), {}),
+                   shapes)
+    assert near.any() and not far.any()  # on screen it is drawn; far off, nothing is (and nothing raises)
+    w = VideoWriter(str(tmp_path / "v.mp4"), fps=25.0)
+    for i, at in enumerate([10.0, 1e12, -1e12, 3e9, 10.0]):
+        w(FrameResult(i, i * 40.0, [hand(at)], (64, 48), {}), np.zeros((48, 64, 3), np.uint8))
+    w.close()
+    assert w.frames == 5 and video_frames(tmp_path / "v.mp4") == 5
+
+
 def test_replacing_an_existing_file_is_said_and_keeps_its_permissions(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
