@@ -231,6 +231,16 @@ def _detector_changed(change):
     return Changed({})
 
 
+def _register_backend(register_plugin, name: str, factory) -> None:
+    """Register ``factory`` as backend ``name`` through a throwaway plugin."""
+    class Plugin:
+        @hookimpl
+        def handsdk_register_backends(self, register):
+            register(name, factory)
+
+    register_plugin(Plugin(), f"test-{name}")
+
+
 class _NoLoad:
     name, device = "noload", "cpu"
 
@@ -296,18 +306,13 @@ BAD_BACKENDS = {
 def test_a_backend_that_returns_the_wrong_thing_fails_when_the_tracker_is_built(fake_backend, register_plugin, case):
     factory, error, match = BAD_BACKENDS[case]
 
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("bad", factory)
-
-    register_plugin(Plugin(), "test-bad-backend")
+    _register_backend(register_plugin, "bad", factory)
     with pytest.raises(error, match=match) as info:
         Tracker(fake_backend.config(backend={"name": "bad"}))
     msg = str(info.value)
     assert "'bad'" in msg  # the component, and (past the factory) its plugin and where it is from
     if "factory" not in case or case == "factory returns None":
-        assert "plugin 'test-bad-backend' from (registered in code)" in msg
+        assert "plugin 'test-bad' from (registered in code)" in msg
 
 
 def test_a_runner_that_breaks_later_is_a_model_error_naming_it(fake_backend, register_plugin):
@@ -316,12 +321,7 @@ def test_a_runner_that_breaks_later_is_a_model_error_naming_it(fake_backend, reg
     state = {"broken": False}
     backend = _landmark_changed(lambda o, b: [x[:1] for x in o] if state["broken"] else o)
 
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("later", lambda: backend)
-
-    register_plugin(Plugin(), "test-later")
+    _register_backend(register_plugin, "later", lambda: backend)
     with Tracker(fake_backend.config(backend={"name": "later"})) as tracker:
         state["broken"] = True
         with pytest.raises(ModelError, match=r"for a batch of 2; the tracker reads \(2, 21, 3\)"):
@@ -340,12 +340,7 @@ def test_non_finite_landmarks_drop_the_hand_and_never_reach_the_jsonl(fake_backe
 
     backend = _landmark_changed(change)
 
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("nan", lambda: backend)
-
-    register_plugin(Plugin(), "test-nan")
+    _register_backend(register_plugin, "nan", lambda: backend)
     out = tmp_path / "hands.jsonl"
     cfg = fake_backend.config(backend={"name": "nan"}, consumers=[{"name": "jsonl", "path": str(out)}])
     bad = [None, (0, np.nan), (0, np.inf), (1, np.nan), (2, np.nan), (3, -np.inf), None]
@@ -390,12 +385,7 @@ def test_a_hand_off_the_frame_or_far_larger_than_it_is_dropped(fake_backend, reg
 
     backend = _landmark_changed(far_off)
 
-    class Plugin:
-        @hookimpl
-        def handsdk_register_backends(self, register):
-            register("far", lambda: backend)
-
-    register_plugin(Plugin(), "test-far")
+    _register_backend(register_plugin, "far", lambda: backend)
     with Tracker(fake_backend.config(backend={"name": "far"})) as tracker:
         assert [len(tracker.process(fake_backend.frame(), 40.0 * i).hands) for i in range(3)] == [0, 0, 0]
         assert tracker.detect(fake_backend.frame()) == []
