@@ -68,6 +68,23 @@ def test_the_long_runs_recipe_loads_and_its_crop_budget_ends_the_run(tmp_path):
     assert (last["step"], last["crops"]) == (3, 12)
 
 
+def test_a_trainers_last_checkpoint_loads_its_ema_weights(tmp_path):
+    """Export, soup and the presence re-fit take a run's last.pt as readily as its best.pt: both
+    give the EMA weights the trainer validated, not the raw weights last.pt also keeps to resume."""
+    import torch
+
+    from handsdk.nets import LandmarkNet
+
+    torch.manual_seed(0)
+    raw, ema = LandmarkNet(128).state_dict(), LandmarkNet(128).state_dict()
+    torch.save({"model": raw, "ema": ema, "opt": {}, "step": 7, "arch": {"input_size": 128}}, tmp_path / "last.pt")
+    torch.save({"model": ema, "metrics": {"step": 7}, "arch": {"input_size": 128}}, tmp_path / "best.pt")
+    for name in ("last.pt", "best.pt"):
+        model, _ = export.load_checkpoint(tmp_path / name, "landmark")
+        assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items()), name
+    assert not all(torch.equal(raw[k], ema[k]) for k in raw)  # the test can tell them apart
+
+
 def test_export_refuses_before_writing_anything(tmp_path, bundled_models, capsys):
     """A wrong checkpoint (missing, or the other model) or ``--tflite-only`` without litert-torch
     leaves the models folder exactly as it was, with a message naming the problem."""

@@ -30,8 +30,9 @@ OUTPUTS = {
 
 
 def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
-    """The ``kind`` model ("landmark" or "detector") in a training or exported checkpoint; a
-    missing file or one holding the other model is a :class:`ModelError` naming it."""
+    """The ``kind`` model ("landmark" or "detector") in a checkpoint: best.pt or an exported .pt
+    (``model``), or a trainer's last.pt, whose EMA weights (``ema``) are the ones its validation
+    scored. A missing file or one holding the other model is a :class:`ModelError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{kind} checkpoint {str(path)!r} does not exist")
@@ -42,7 +43,7 @@ def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
             model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
         else:  # fully convolutional: export it at the size it was trained at (192 before sizes were saved)
             model = DetectorNet(input_size=int(arch.get("input_size", 192)))
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["ema"] if "ema" in state else state["model"])
     except (KeyError, RuntimeError, TypeError) as exc:
         raise ModelError(f"{str(path)!r} is not a {kind} checkpoint ({arch.get('class', 'unknown model')}: "
                          f"{type(exc).__name__}: {str(exc)[:200]})") from exc
