@@ -715,6 +715,42 @@ def test_a_compact_state_resumes_the_run_where_it_stopped(tmp_path):
         state.expand(last, tmp_path / "c" / "last.pt")
 
 
+def test_the_long_run_goes_on_from_its_committed_state_on_a_fresh_machine(tmp_path):
+    """scripts/long_run.sh --save puts the run's compact state and metrics beside its records (to be
+    committed); a sitting on a machine without WORKDIR/last.pt starts from them, not from nothing
+    (the first long run was lost with the machine that held its state)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from handsdk.train.loop import Trainer
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "long_run.sh"
+    env = {**os.environ, "HANDSDK_LONG_RUN": str(tmp_path / "records"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    (tmp_path / "records").mkdir()
+    torch.manual_seed(0)
+    old = Trainer(torch.nn.Conv2d(3, 4, 3), tmp_path / "old", 600, 1e-3, torch.device("cpu"), False, budget_crops=100)
+    old.update(old.model(torch.randn(2, 3, 8, 8)).square().mean(), crops=48)
+    old.checkpoint({"pck10": 0.25}, "pck10")
+    saved = subprocess.run(["bash", str(script), "--save", str(tmp_path / "old")], env=env,
+                           capture_output=True, text=True)
+    assert saved.returncode == 0, saved.stderr
+    assert {p.name for p in (tmp_path / "records").iterdir()} == {"long.state.pt", "metrics.jsonl"}
+
+    fresh = tmp_path / "fresh"  # the trainer then stops on the missing pack: the state is what counts here
+    sitting = subprocess.run(["bash", str(script), str(tmp_path / "no_pack.npz"), str(fresh), "1"], env=env,
+                             capture_output=True, text=True)
+    assert "going on from the committed state" in sitting.stdout
+    state = torch.load(fresh / "last.pt", map_location="cpu", weights_only=False)
+    assert (state["step"], state["seen"], state["best"]) == (1, 48, 0.25)
+    assert (fresh / "metrics.jsonl").read_text() == (tmp_path / "old" / "metrics.jsonl").read_text()
+    nothing = subprocess.run(["bash", str(script), "--save", str(tmp_path / "none")], env=env,
+                             capture_output=True, text=True)
+    assert nothing.returncode == 2 and "nothing to save" in nothing.stderr
+
+
 def test_pack_carries_the_other_hands_scaled_and_moved_with_the_photo(tmp_path):
     """``others`` in the labels (the hands a label does not cover) reach the trainers' pool in the
     packed photo's pixels: scaled with it by ``max_side``, moved with it by ``hand_context``."""
