@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 records=${HANDSDK_LONG_RUN:-$here/docs/runs/long-run/attempt2}
 if [ "${1:-}" = --save ]; then
-  work=$2
+  work=${2:?usage: scripts/long_run.sh --save WORKDIR}
   [ -f "$work/last.pt" ] || { echo "no $work/last.pt: nothing to save" >&2; exit 2; }
   python3 -m handsdk.train.state compact "$work/last.pt" "$records/long.state.pt"
   cp "$work/metrics.jsonl" "$records/metrics.jsonl"
