@@ -108,6 +108,30 @@ def test_the_page_tracks_the_camera_switches_consumers_and_tracks_a_file(
     assert time.monotonic() - t0 < 90
 
 
+def test_a_box_ticked_while_the_server_switches_stays_ticked(chromium: str, camera: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server answers a consumer change once its new tracker is built. The answer to an earlier
+    change must not untick a box ticked since (a CI run failed on it: Playwright saw its click undone)."""
+    build = ServeApp.new_tracker
+
+    def slow_build(self: ServeApp, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(ServeApp, "new_tracker", slow_build)
+    digits, gestures = "#consumers input[value=digits]", "#consumers input[value=gestures]"
+    with BackgroundServer(ServeApp()) as server, chromium_page(camera, chromium) as page:
+        page.goto(server.url + "?mirror=0")
+        wait_for(page, "window.handsdkStats.frames >= 5", 45, "5 results")
+        page.uncheck(gestures)
+        page.check(digits)
+        wait_for(page, "window.handsdkStats.config.consumers.length === 1", 20, "the first change's answer")
+        assert page.is_checked(digits) and not page.is_checked(gestures)
+        wait_for(page, "JSON.stringify(window.handsdkStats.config.consumers) === "
+                       "'[\"asl_letters\",\"digits\"]'", 20, "the second change's answer")
+        assert page.is_checked(digits) and not page.is_checked(gestures)
+
+
 def test_the_page_with_a_config_that_swaps_the_backend(chromium: str, camera: Path, tmp_path: Path,
                                                        bundled_models: Path) -> None:
     pytest.importorskip("ai_edge_litert", reason="handsdk[tflite] is not installed")

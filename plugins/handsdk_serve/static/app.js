@@ -41,6 +41,9 @@
   let ws = null;
   let connections = [];
   let inFlight = null; // {id, t} of the frame sent and not answered yet
+  // config messages sent and not answered yet: while one is, the server's answer to an earlier one
+  // must not undo a box the user has ticked since
+  let configsPending = 0;
   let seq = 0;
   let newFrame = false; // a camera frame arrived since the last one sent
   let mode = "camera";
@@ -75,13 +78,15 @@
   }
 
   function showConfig(consumers, filter) {
+    stats.config = { consumers, filter };
+    if (configsPending > 0) return; // a newer choice is on its way: its answer will show it
     consumerBoxes().forEach((b) => { b.checked = consumers.includes(b.value); });
     if (filter) $("filter").value = filter;
-    stats.config = { consumers, filter };
   }
 
   function sendConfig() {
     if (ws && ws.readyState === WebSocket.OPEN) {
+      configsPending += 1;
       ws.send(JSON.stringify({ type: "config", consumers: chosenConsumers(), filter: $("filter").value }));
     }
   }
@@ -92,6 +97,7 @@
     status("connecting…");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(scheme + location.host + "/ws");
+    configsPending = 0;
     ws.binaryType = "arraybuffer";
     ws.onopen = () => { stats.connected = true; status("connected", "ok"); };
     ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
@@ -125,12 +131,17 @@
     } else if (msg.type === "result") {
       onResult(msg);
     } else if (msg.type === "config") {
+      configsPending = Math.max(0, configsPending - 1);
       showConfig(msg.consumers, msg.filter);
       spellerPanel(null, msg.spell_from);
     } else if (msg.type === "reset") {
       spellerPanel({ text: "", current: null, progress: 0 });
     } else if (msg.type === "error") {
       stats.errors[msg.code] = (stats.errors[msg.code] || 0) + 1;
+      if (msg.code === "bad_config") { // refused: show what the server still runs
+        configsPending = Math.max(0, configsPending - 1);
+        if (stats.config) showConfig(stats.config.consumers, stats.config.filter);
+      }
       status(`server: ${msg.code}: ${msg.message}`, "bad");
       if (inFlight && msg.id === inFlight.id) {
         inFlight = null;
