@@ -78,28 +78,47 @@ class BoxAnnotator:
         return frame
 
 
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _stroke(scale: float) -> int:
+    return max(1, int(round(scale * 2)))
+
+
 def _text(frame: np.ndarray, text: str, org: tuple[int, int], colour, scale: float) -> None:
-    t = max(1, int(round(scale * 2)))
-    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t + 2, cv2.LINE_AA)
-    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, t, cv2.LINE_AA)
+    t = _stroke(scale)
+    cv2.putText(frame, text, org, _FONT, scale, (0, 0, 0), t + 2, cv2.LINE_AA)
+    cv2.putText(frame, text, org, _FONT, scale, colour, t, cv2.LINE_AA)
 
 
 @dataclass
 class LabelAnnotator:
-    """Handedness, track id, score and any classifier labels above each hand."""
+    """Handedness, track id, score and any classifier labels above each hand.
+
+    The block of lines is kept whole inside the frame: a hand at an edge (or off it) gets its
+    labels at that edge, every line readable, instead of lines cut off or drawn over each other.
+    """
 
     scale: float | None = None
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         s = self.scale or max(0.4, max(frame.shape[:2]) / 1200)
+        height, width = frame.shape[:2]
+        step = max(1, int(28 * s))
         for hand in result.hands:
-            x, y = _pixels(hand.landmarks[:, :2].min(0)).tolist()
-            y -= 8
             lines = [f"#{hand.track_id} {hand.handedness.label} {hand.score:.2f}"]
             lines += [f"{k}: {v.name} {v.score:.2f}" for k, v in hand.labels.items()]
-            for i, line in enumerate(reversed(lines)):
-                _text(frame, line, (max(0, x), max(12, y - int(i * 28 * s))),
-                      _colour(hand.handedness.label), s)
+            sizes = [cv2.getTextSize(line, _FONT, s, _stroke(s) + 2) for line in lines]
+            ascent = max(size[1] for size, _ in sizes)
+            descent = max(base for _, base in sizes) + _stroke(s)
+            block_w = max(size[0] for size, _ in sizes) + _stroke(s) + 2
+            block_h = ascent + step * (len(lines) - 1) + descent
+            x, y = _pixels(hand.landmarks[:, :2].min(0)).tolist()
+            top = y - 8 - step * (len(lines) - 1) - ascent  # last line's baseline 8 px above the hand
+            top = min(max(top, 0), max(0, height - block_h))
+            x = min(max(x, 0), max(0, width - block_w))
+            for i, line in enumerate(lines):
+                _text(frame, line, (x, top + ascent + i * step), _colour(hand.handedness.label), s)
         return frame
 
 

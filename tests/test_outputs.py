@@ -384,6 +384,30 @@ def test_the_video_writer_draws_every_frame_even_a_hand_far_off_it(tmp_path):
     assert w.frames == 5 and video_frames(tmp_path / "v.mp4") == 5
 
 
+@pytest.mark.parametrize("at", [(0.0, 0.0), (319.0, 239.0), (319.0, 5.0), (-500.0, 900.0), (1e12, -1e12)])
+def test_labels_of_a_hand_at_an_edge_are_drawn_whole_inside_the_frame(at):
+    """Labels were clamped only at the top and left: a hand at the right or bottom edge lost most
+    of its text off the frame, and at the top every line was drawn on the same row, over the others."""
+    from handsdk.annotate import LabelAnnotator
+    from handsdk.types import FrameResult, Hand, Handedness, Label, RotatedRect
+
+    def drawn(x: float, y: float) -> np.ndarray:
+        lm = np.zeros((21, 3), np.float32)
+        lm[:, 0], lm[:, 1] = x, y
+        hand = Hand(lm, np.ones(21, np.float32), 0.9, Handedness("left", 0.9), RotatedRect((x, y), (40, 40), 0.0),
+                    3, {"sign": Label("hello", 0.8), "gesture": Label("open_palm", 0.7)})
+        frame = np.zeros((240, 320, 3), np.uint8)
+        return LabelAnnotator().annotate(frame, FrameResult(0, 0.0, [hand], (320, 240), {})).any(axis=2)
+
+    def extent(mask: np.ndarray) -> tuple[int, int]:
+        rows, cols = np.nonzero(mask)
+        return int(rows.max() - rows.min()), int(cols.max() - cols.min())
+
+    centre, edge = drawn(160.0, 150.0), drawn(*at)
+    assert centre.sum() > 500 and extent(centre)[0] > 30  # three lines of text, one above another
+    assert edge.sum() == centre.sum() and extent(edge) == extent(centre)  # the same block, moved, not cut
+
+
 def test_replacing_an_existing_file_is_said_and_keeps_its_permissions(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
