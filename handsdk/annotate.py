@@ -95,8 +95,9 @@ def _text(frame: np.ndarray, text: str, org: tuple[int, int], colour, scale: flo
 class LabelAnnotator:
     """Handedness, track id, score and any classifier labels above each hand.
 
-    The block of lines is kept whole inside the frame: a hand at an edge (or off it) gets its
-    labels at that edge, every line readable, instead of lines cut off or drawn over each other.
+    The block of lines is kept whole inside any frame large enough to hold it: a hand at an edge
+    (or off it) gets its labels at that edge, every line readable, instead of lines cut off or
+    drawn over each other.
     """
 
     scale: float | None = None
@@ -104,14 +105,14 @@ class LabelAnnotator:
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         s = self.scale or max(0.4, max(frame.shape[:2]) / 1200)
         height, width = frame.shape[:2]
-        step = max(1, int(28 * s))
+        step, t = max(1, int(28 * s)), _stroke(s)
         for hand in result.hands:
             lines = [f"#{hand.track_id} {hand.handedness.label} {hand.score:.2f}"]
             lines += [f"{k}: {v.name} {v.score:.2f}" for k, v in hand.labels.items()]
-            sizes = [cv2.getTextSize(line, _FONT, s, _stroke(s) + 2) for line in lines]
+            sizes = [cv2.getTextSize(line, _FONT, s, t + 2) for line in lines]
             ascent = max(size[1] for size, _ in sizes)
-            descent = max(base for _, base in sizes) + _stroke(s)
-            block_w = max(size[0] for size, _ in sizes) + _stroke(s) + 2
+            descent = max(base for _, base in sizes) + t
+            block_w = max(size[0] for size, _ in sizes) + t + 2
             block_h = ascent + step * (len(lines) - 1) + descent
             x, y = _pixels(hand.landmarks[:, :2].min(0)).tolist()
             top = y - 8 - step * (len(lines) - 1) - ascent  # last line's baseline 8 px above the hand
