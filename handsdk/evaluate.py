@@ -17,6 +17,13 @@ every hand the teacher sees is listed), the share where a hand is reported on no
 and clutter in the whole photo, and the few real hands the teacher misses (an upper bound). A JSONL whose lines name more
 than one ``dataset`` is also scored per dataset (``by_dataset``, and a row each in the table).
 
+Handshape, where the reference has all 21 points with depth (the teacher's labels, MediaPipe's
+video references): ``flex_err`` is the mean absolute difference, in degrees, between each
+finger's flexion in 3D (:attr:`handsdk.handshape.HandShape.flex`, depth included) read from the
+model's landmarks and from the reference's, and ``finger_state`` the share of fingers that both
+call extended or both folded (flexion below or above :data:`FLEX_BOUNDARY`). PCK scores x and y
+only; these two are what the gesture and sign rules read, and they include the depth channel.
+
 ``perturb`` (``handsdk eval --perturb NAME``) scores the same photos made harder, with the
 reference moved along — :data:`PERTURBATIONS`: the hand small in a frame three times larger,
 cropped tight to the hand, turned 90°, in low light with sensor noise, or motion-blurred — to
@@ -47,11 +54,14 @@ import numpy as np
 from .data import IMAGE_SUFFIXES
 from .errors import ConfigError
 from .geometry import hand_angle, hand_free_region, rect_from_landmarks, rect_from_points
+from .handshape import hand_shape
 from .types import RotatedRect, hand_size
 
 THRESHOLDS = np.linspace(0, 0.2, 41)
 #: Fewest labelled keypoints for a reference hand to be scored (its size needs a few).
 MIN_LABELLED = 6
+#: Flexion (degrees) between an extended and a folded finger: the gesture rules' boundary.
+FLEX_BOUNDARY = 105.0
 log = logging.getLogger(__name__)
 
 
@@ -253,6 +263,9 @@ class Scores:
     errors: list[np.ndarray | None] = field(default_factory=list)  # (21,) px
     scales: list[float] = field(default_factory=list)
     confidences: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (sample, (21,)) where reported
+    #: per sample, (2, 5) finger flexion in degrees (model, reference); None where the hand was
+    #: not found or the reference lacks a point or its depth
+    flexions: list[np.ndarray | None] = field(default_factory=list)
 
     def add(self, pred: np.ndarray | None, ref: np.ndarray, confidence: np.ndarray | None = None) -> None:
         """One reference hand; ``pred`` None where it was not found. Unlabelled reference
@@ -261,13 +274,22 @@ class Scores:
         self.errors.append(None if pred is None else np.linalg.norm(pred[:, :2] - ref[:, :2], axis=1))
         if pred is not None and confidence is not None:
             self.confidences.append((len(self.errors) - 1, np.asarray(confidence, np.float64).ravel()))
+        with_depth = pred is not None and ref.shape[1] >= 3 and pred.shape[1] >= 3 and np.isfinite(ref).all()
+        self.flexions.append(np.stack([hand_shape(pred[:, :3]).flex, hand_shape(ref[:, :3]).flex])
+                             if with_depth else None)
 
     def subset(self, indices: list[int]) -> Scores:
         """The scores of these samples only (e.g. one dataset of a mixed reference file)."""
         order = sorted(set(indices))
         new = {old: k for k, old in enumerate(order)}
         return Scores(self.name, [self.errors[i] for i in order], [self.scales[i] for i in order],
-                      [(new[i], c) for i, c in self.confidences if i in new])
+                      [(new[i], c) for i, c in self.confidences if i in new],
+                      [self.flexions[i] for i in order])
+
+    def flex_error(self, i: int) -> float | None:
+        """Sample i's mean absolute finger-flexion difference (degrees), None where not scored."""
+        f = self.flexions[i]
+        return None if f is None else float(np.abs(f[0] - f[1]).mean())
 
     def summary(self) -> dict[str, Any]:
         found = [i for i, e in enumerate(self.errors) if e is not None]
@@ -289,6 +311,11 @@ class Scores:
                     "gross": float((per_photo > GROSS).mean()),
                     "auc": float(np.trapezoid(pck, THRESHOLDS) / THRESHOLDS[-1]),
                     "pck10_joint": per_joint})
+        flexed = [f for f in self.flexions if f is not None]
+        if flexed:
+            flex = np.stack(flexed)
+            out.update({"flex_err": float(np.abs(flex[:, 0] - flex[:, 1]).mean()),
+                        "finger_state": float(((flex[:, 0] < FLEX_BOUNDARY) == (flex[:, 1] < FLEX_BOUNDARY)).mean())})
         if self.confidences:
             conf, correct = [], []
             for i, c in self.confidences:
@@ -495,8 +522,9 @@ def _add_share(result: dict[str, Any], hits: list[bool], sets: list[str], count:
 def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None, int | None, int | None]],
                   datasets: list[str], hand_free: dict[str, list[bool]],
                   both: dict[str, list[bool]], extra: dict[str, list[bool]]) -> list[dict[str, Any]]:
-    """Per scored photo: for each model its share of joints within 0.1 hand size (``pck10``) and
-    mean error / hand size (``rel``), both None where the hand was not found; for each end-to-end
+    """Per scored photo: for each model its share of joints within 0.1 hand size (``pck10``),
+    mean error / hand size (``rel``) and mean finger-flexion difference (``flex_err``, degrees;
+    also None where the reference lacks depth), None where the hand was not found; for each end-to-end
     model whether it found a hand on the photo's hand-free strip (``false_pos``; None: no strip)
     and whether it found every hand of a photo whose reference lists others (``both_found``;
     None: no other hand listed), and whether it reported a hand on none of the listed ones
@@ -509,7 +537,7 @@ def photo_records(scores: dict[str, Scores], scored: list[tuple[Path, int | None
             rel = None if err is None else err / sc.scales[i]
             ok = None if rel is None else rel[np.isfinite(rel)]
             rec[name] = {"pck10": None if ok is None else float((ok < 0.1).mean()),
-                         "rel": None if ok is None else float(ok.mean())}
+                         "rel": None if ok is None else float(ok.mean()), "flex_err": sc.flex_error(i)}
             if name in hand_free:
                 rec[name]["false_pos"] = None if strip is None else hand_free[name][strip]
                 rec[name]["both_found"] = None if pair is None else both[name][pair]
@@ -600,8 +628,8 @@ def evaluate_video(video: Path, reference: Path, tracker, teacher=None) -> dict[
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A markdown table: a row per model, then one per dataset where the results hold a breakdown."""
-    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "gross", "conf_auroc",
-            "false_pos", "both_found", "extra_hands"]
+    cols = ["n", "detection_rate", "pck10", "pck20", "auc", "epe_px", "epe_rel", "gross", "flex_err", "finger_state",
+            "conf_auroc", "false_pos", "both_found", "extra_hands"]
 
     def row(name: str, r: dict[str, Any]) -> str:
         vals = ["—" if r.get(c) is None else (str(r[c]) if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]

@@ -8,7 +8,8 @@ few thousandths of PCK, which one photo more or less can make. Both runs score t
 so the paired difference and its 95 % bootstrap interval (photos resampled with replacement)
 say which differences to believe. A difference whose interval excludes 0 is marked ``*``.
 
-Per dataset, B − A of: crop PCK@0.1 (same reference crop), end-to-end detection (share of
+Per dataset, B − A of: crop PCK@0.1 (same reference crop), the crop's mean finger-flexion error
+in degrees (3D, depth included: what the gesture and sign rules read), end-to-end detection (share of
 photos whose hand was found), end-to-end PCK@0.1 and gross failures (mean error > 0.2 hand size)
 on the photos both found, false hands on the photos' hand-free strips, and every hand found on
 the photos whose reference lists other hands (``both_found``), and a hand reported on none of the
@@ -64,6 +65,9 @@ def measures(ra: list[dict], rb: list[dict]) -> dict[str, tuple[np.ndarray, np.n
         return np.array([a[i] for i in keep], float), np.array([b[i] for i in keep], float)
 
     out = {"crop pck10": defined("handsdk_crop", "pck10")}
+    flex = defined("handsdk_crop", "flex_err")
+    if len(flex[0]):  # files from before the measure lack it
+        out["crop finger flexion error (deg)"] = flex
     ea, eb = col(ra, "handsdk_e2e", "pck10"), col(rb, "handsdk_e2e", "pck10")
     out["e2e detection"] = (np.array([x is not None for x in ea], float), np.array([x is not None for x in eb], float))
     out["e2e pck10 (both found)"] = defined("handsdk_e2e", "pck10")

@@ -483,3 +483,25 @@ def test_gross_failures_are_photos_whose_mean_error_passes_a_fifth_of_the_hand()
     size = scores.scales[0]
     assert s["gross"] == pytest.approx(np.mean([d / size > 0.2 for d in (5, 10, 30, 50)]))
     assert s["gross"] == 0.5 and s["median_rel"] == pytest.approx(20 / size)
+
+
+def test_handshape_scores_read_depth():
+    """``flex_err`` and ``finger_state`` compare finger flexion in 3D: a landmark set that is
+    right in x and y but reads the pointing index bent through its depth scores perfect PCK and
+    a wrong finger; a reference without depth is not scored for handshape."""
+    from handsdk.synthetic import HandPose, hand_landmarks_3d
+
+    ref = hand_landmarks_3d(HandPose.gesture("point_up")).astype(np.float64) * 100.0
+    bent = ref.copy()
+    bent[7, 2] += 30.0  # the index's DIP pushed toward the camera: x, y unchanged
+    sc = ev.Scores("x")
+    sc.add(ref.copy(), ref)
+    sc.add(bent, ref)
+    exact, depth_wrong = sc.subset([0]).summary(), sc.subset([1]).summary()
+    assert exact["flex_err"] == pytest.approx(0.0, abs=1e-6) and exact["finger_state"] == 1.0
+    assert depth_wrong["pck10"] == 1.0
+    assert depth_wrong["finger_state"] == pytest.approx(4 / 5) and depth_wrong["flex_err"] > 10.0
+    assert sc.flex_error(1) == pytest.approx(depth_wrong["flex_err"])
+    flat = ev.Scores("x")
+    flat.add(ref[:, :2].copy(), ref[:, :2])
+    assert "flex_err" not in flat.summary() and flat.flex_error(0) is None
