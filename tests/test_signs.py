@@ -330,6 +330,40 @@ def test_motion_letters_stay_quiet_on_static_letters():
     assert _runs(_motion_labels(static, "right")) == ""
 
 
+def test_a_finger_straight_and_long_in_the_image_is_extended_whatever_its_depth_reads():
+    """The J/Z handshapes read depth only where the image cannot tell: a pointing index whose
+    joints are read at scattered depths (a 3D bend past EXTENDED) still points, while an index
+    folded toward the camera, straight in the image but short there, is not extended."""
+    from dataclasses import replace
+
+    from handsdk_signs.motion import (
+        EXTENDED,
+        IMAGE_REACH,
+        IMAGE_STRAIGHT,
+        extended_fingers,
+        stroke_handshape,
+    )
+
+    from handsdk.handshape import hand_shape
+    from handsdk.synthetic import HandPose, hand_landmarks_3d
+
+    pose = HandPose.gesture("point_up")
+    p = hand_landmarks_3d(pose).astype(np.float64) * 200.0
+    assert stroke_handshape(p) == "index" and extended_fingers(p).tolist() == [True, False, False, False]
+    noisy = p.copy()
+    noisy[[6, 7], 2] += [25.0, -25.0]  # the PIP toward the camera, the DIP away: x and y unchanged
+    assert hand_shape(noisy).flex[1] > EXTENDED
+    assert extended_fingers(noisy)[0] and stroke_handshape(noisy) == "index"
+    flex = {k: getattr(pose, k).copy() for k in ("mcp_flex", "pip_flex", "dip_flex")}
+    for k, deg in zip(flex, (60.0, 30.0, 20.0), strict=True):
+        flex[k][0] = np.radians(deg)  # folded toward the camera: straight in the image, but short
+    folded = hand_landmarks_3d(replace(pose, **flex)).astype(np.float64) * 200.0
+    flat = folded.copy()
+    flat[:, 2] = 0.0
+    assert hand_shape(flat).flex[1] < IMAGE_STRAIGHT and hand_shape(flat).reach[1] < IMAGE_REACH
+    assert hand_shape(folded).flex[1] > EXTENDED and not extended_fingers(folded)[0]
+
+
 def test_stroke_scores_on_drawn_paths():
     from handsdk_signs.motion import j_score, simplify, z_score
 

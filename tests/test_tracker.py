@@ -287,8 +287,10 @@ def test_few_false_hands_on_real_hand_free_photo_strips(data_root):
 
 def test_mirror_tracked_lowers_the_error_on_the_real_asl_clip(data_root):
     """``mirror_tracked`` averages every tracked reading with its mirror image: on the real ASL
-    clip the mean distance to MediaPipe's per-frame landmarks falls (measured 5.7 % → 5.1 % of
-    hand size, docs/models.md), with a hand in every frame either way."""
+    clip the mean distance to MediaPipe's per-frame landmarks falls, with a hand in every frame
+    either way. The clip is scored deterministically, so any fall is the option's; how far it
+    falls is the model's (models 0.2.0: 5.7 % → 5.1 % of hand size; 0.3.0, which errs less to
+    begin with: 4.68 % → 4.55 %; docs/config.md)."""
     from handsdk.evaluate import evaluate_video
 
     clip = data_root / "asl_video" / "asl_hand.25fps.mp4"
@@ -301,7 +303,7 @@ def test_mirror_tracked_lowers_the_error_on_the_real_asl_clip(data_root):
             scores = evaluate_video(clip, reference, t)["handsdk"]
         assert scores["detection_rate"] == 1.0
         err[on] = scores["epe_rel"]
-    assert err[True] < err[False] - 0.003, err
+    assert err[True] < err[False], err
 
 
 def test_a_result_reads_back_from_its_json_line(tracker):

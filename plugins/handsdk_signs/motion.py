@@ -15,7 +15,8 @@ Z
 Both are accepted drawn either way across (left- or right-handed signers, mirrored cameras).
 Distances are in palm sizes (:func:`handsdk.handshape.palm_size`), so they do not depend on how
 far the hand is from the camera; the handshapes come from the same finger flexion the gesture
-rules read. A stroke counts only while the handshape holds (a few
+rules read, except that a finger the image shows straight and long counts as extended whatever
+its depth reads (:func:`extended_fingers`). A stroke counts only while the handshape holds (a few
 frames of dropout are bridged). Once a letter fires, its track's history is cleared so one
 stroke gives one letter.
 """
@@ -35,12 +36,36 @@ from handsdk.types import Label
 #: Finger flexion (degrees, :attr:`handsdk.handshape.HandShape.flex`): below EXTENDED the finger is
 #: straight, above CURLED folded (the gesture rules put the boundary at 105).
 EXTENDED, CURLED = 90.0, 120.0
+#: A finger bent less than IMAGE_STRAIGHT degrees in the image plane, whose tip lies at least
+#: IMAGE_REACH times as far from the wrist as its PIP in the image, is straight in 3D too: bent
+#: toward or away from the camera, a finger shortens in the image (the synthetic hand's straight
+#: index reaches 1.33; bent 40 deg at the PIP and 30 at the DIP toward the camera, 1.17; folded
+#: 60 / 30 / 20 deg at MCP / PIP / DIP, 0.94, though the image shows it straight).
+IMAGE_STRAIGHT, IMAGE_REACH = 30.0, 1.2
+
+
+def extended_fingers(landmarks: np.ndarray) -> np.ndarray:
+    """(4,) bool, index .. pinky: flexion in 3D below :data:`EXTENDED`, or straight and long in
+    the image (:data:`IMAGE_STRAIGHT`, :data:`IMAGE_REACH`).
+
+    Why both: the 3D flexion reads depth, each model's least certain output (``handsdk eval``'s
+    ``flex_err`` against the teacher, models 0.2.6 and 0.3.0: 14-15 deg per finger on the held-out
+    photos, 17-20 on the ASL clip), and a straight finger whose joints are read at slightly
+    different depths sums to a bend. The
+    image-plane test does not depend on depth and cannot pass a finger folded toward the camera,
+    which the image shows short.
+    """
+    p = as_landmarks(landmarks)
+    flat = p.copy()
+    flat[:, 2] = 0.0
+    in_image = hand_shape(flat)
+    return (hand_shape(p).flex[1:] < EXTENDED) | (
+        (in_image.flex[1:] < IMAGE_STRAIGHT) & (in_image.reach[1:] > IMAGE_REACH))
 
 
 def stroke_handshape(landmarks: np.ndarray) -> str | None:
     """``"I"`` (only the pinky extended), ``"index"`` (only the index extended) or None."""
-    flex = hand_shape(landmarks).flex[1:]  # index .. pinky
-    ext, cur = flex < EXTENDED, flex > CURLED
+    ext, cur = extended_fingers(landmarks), hand_shape(landmarks).flex[1:] > CURLED
     if ext[3] and cur[0] and cur[1] and cur[2]:
         return "I"
     if ext[0] and cur[1] and cur[2] and cur[3]:
