@@ -274,7 +274,8 @@ class Scores:
         self.errors.append(None if pred is None else np.linalg.norm(pred[:, :2] - ref[:, :2], axis=1))
         if pred is not None and confidence is not None:
             self.confidences.append((len(self.errors) - 1, np.asarray(confidence, np.float64).ravel()))
-        with_depth = pred is not None and ref.shape[1] >= 3 and pred.shape[1] >= 3 and np.isfinite(ref).all()
+        with_depth = (pred is not None and ref.shape[1] >= 3 and pred.shape[1] >= 3
+                      and np.isfinite(ref).all() and np.isfinite(pred[:, :3]).all())
         self.flexions.append(np.stack([hand_shape(pred[:, :3]).flex, hand_shape(ref[:, :3]).flex])
                              if with_depth else None)
 

@@ -51,9 +51,8 @@ def extended_fingers(landmarks: np.ndarray) -> np.ndarray:
     Why both: the 3D flexion reads depth, each model's least certain output (``handsdk eval``'s
     ``flex_err`` against the teacher, models 0.2.6 and 0.3.0: 14-15 deg per finger on the held-out
     photos, 17-20 on the ASL clip), and a straight finger whose joints are read at slightly
-    different depths sums to a bend. The
-    image-plane test does not depend on depth and cannot pass a finger folded toward the camera,
-    which the image shows short.
+    different depths sums to a bend. The image-plane test does not depend on depth and cannot
+    pass a finger folded toward the camera, which the image shows short.
     """
     p = as_landmarks(landmarks)
     flat = p.copy()
