@@ -55,16 +55,22 @@ def extended_fingers(landmarks: np.ndarray) -> np.ndarray:
     pass a finger folded toward the camera, which the image shows short.
     """
     p = as_landmarks(landmarks)
+    return (hand_shape(p).flex[1:] < EXTENDED) | _straight_in_image(p)
+
+
+def _straight_in_image(p: np.ndarray) -> np.ndarray:
+    """(4,) bool, index .. pinky: straight and long in the image plane (depth ignored)."""
     flat = p.copy()
     flat[:, 2] = 0.0
     in_image = hand_shape(flat)
-    return (hand_shape(p).flex[1:] < EXTENDED) | (
-        (in_image.flex[1:] < IMAGE_STRAIGHT) & (in_image.reach[1:] > IMAGE_REACH))
+    return (in_image.flex[1:] < IMAGE_STRAIGHT) & (in_image.reach[1:] > IMAGE_REACH)
 
 
 def stroke_handshape(landmarks: np.ndarray) -> str | None:
     """``"I"`` (only the pinky extended), ``"index"`` (only the index extended) or None."""
-    ext, cur = extended_fingers(landmarks), hand_shape(landmarks).flex[1:] > CURLED
+    p = as_landmarks(landmarks)
+    flex = hand_shape(p).flex[1:]  # index .. pinky
+    ext, cur = (flex < EXTENDED) | _straight_in_image(p), flex > CURLED
     if ext[3] and cur[0] and cur[1] and cur[2]:
         return "I"
     if ext[0] and cur[1] and cur[2] and cur[3]:
