@@ -94,7 +94,20 @@ def _to_nchw_normalised(x: torch.Tensor) -> torch.Tensor:
     return (x.permute(0, 3, 1, 2) - 0.5) / 0.25
 
 
-class LandmarkNet(nn.Module):
+class _Network(nn.Module):
+    """A network that can describe itself for :func:`build` (``input_size`` and ``width`` set by
+    the subclass)."""
+
+    input_size: int
+    width: float
+
+    @property
+    def arch(self) -> dict:
+        """What :func:`build` needs to make this network again (saved with its weights)."""
+        return {"class": type(self).__name__, "input_size": self.input_size, "width": self.width}
+
+
+class LandmarkNet(_Network):
     """Hand crop → 21 landmarks (SimCC), per-landmark confidence, presence, handedness.
 
     SimCC (Li et al. 2022) classifies x and y separately over ``2 × size`` bins spanning
@@ -105,11 +118,11 @@ class LandmarkNet(nn.Module):
     K = 21
 
     def __init__(self, input_size: int = 224, split: float = 2.0, margin: float = 0.1,
-                 hidden: int = 256):
+                 hidden: int = 256, width: float = 1.0):
         super().__init__()
-        self.input_size, self.margin = input_size, margin
+        self.input_size, self.margin, self.width = input_size, margin, width
         self.bins = int(input_size * split)
-        self.backbone = MobileNetV3Small()
+        self.backbone = MobileNetV3Small(width)
         c8, c16, c32 = self.backbone.channels
         cells = (input_size // 32) ** 2
         self.kp_conv = nn.Conv2d(c32, self.K * 8, 1)
@@ -145,7 +158,7 @@ class LandmarkNet(nn.Module):
         return d["landmarks"], d["confidence"], d["presence"], d["handedness"]
 
 
-class DetectorNet(nn.Module):
+class DetectorNet(_Network):
     """Letterboxed frame → stride-8 CenterNet maps (Zhou et al. 2019).
 
     Outputs ``heatmap`` (N, 1, H/8, W/8), sigmoid hand-centre score, and ``geometry``
@@ -156,7 +169,7 @@ class DetectorNet(nn.Module):
 
     def __init__(self, width: float = 0.75, input_size: int = 192):
         super().__init__()
-        self.input_size = input_size
+        self.input_size, self.width = input_size, width
         self.backbone = MobileNetV3Small(width)
         c8, c16, c32 = self.backbone.channels
         d = 64
@@ -178,3 +191,18 @@ class DetectorNet(nn.Module):
     def forward(self, x: torch.Tensor):
         heat, geom = self.forward_raw(x)
         return torch.sigmoid(heat), geom
+
+
+#: Backbone width of checkpoints saved before ``arch`` recorded one.
+DEFAULT_WIDTH = {"LandmarkNet": 1.0, "DetectorNet": 0.75}
+
+
+def build(arch: dict) -> nn.Module:
+    """The network a checkpoint's ``arch`` describes (``class``, ``input_size``, ``width``): one
+    place that turns saved weights' metadata back into a model, for the torch backend and the
+    trainers alike. A width missing from older checkpoints is the class's default."""
+    cls = {"LandmarkNet": LandmarkNet, "DetectorNet": DetectorNet}.get(arch.get("class", ""))
+    if cls is None:
+        raise ValueError(f"unknown network class {arch.get('class')!r}; known: LandmarkNet, DetectorNet")
+    width = float(arch.get("width", DEFAULT_WIDTH[arch["class"]]))
+    return cls(input_size=int(arch["input_size"]), width=width)

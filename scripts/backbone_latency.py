@@ -1,10 +1,13 @@
-"""Where the landmark model's time goes: the MobileNetV3-Small backbone alone vs the whole model.
+"""Where the landmark model's time goes: the MobileNetV3-Small backbone alone vs the whole model,
+and what a larger backbone would cost.
 
     python scripts/backbone_latency.py            # ONNX Runtime, 2 threads, batch 1
 
 Exports the backbone of ``handsdk/nets.py`` (random weights: speed does not depend on
-them) at several input sizes and times it beside the shipped ``models/landmark.onnx``. The
-numbers go into docs/benchmarks.md and docs/models.md (the ≤ 0.6 ms per crop target).
+them) at several input sizes, and at 224² at several widths (issue #20's capacity lever: the
+landmark trainer's ``--width``), and times each beside the shipped ``models/landmark.onnx``. The
+numbers go into docs/benchmarks.md and docs/models.md (the ≤ 0.6 ms per crop target, the
+width of the long run).
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ def main() -> int:
             path = Path(tmp) / f"backbone{size}.onnx"
             torch.onnx.export(net, torch.rand(1, 3, size, size), str(path), dynamo=False, opset_version=17)
             print(f"  MobileNetV3-Small backbone alone, {size}²: {median_ms(path, (1, 3, size, size)):.3f} ms")
+        for width in (1.25, 1.5, 2.0):
+            wide = MobileNetV3Small(width).eval()
+            path = Path(tmp) / f"backbone224_w{width}.onnx"
+            torch.onnx.export(wide, torch.rand(1, 3, 224, 224), str(path), dynamo=False, opset_version=17)
+            params = sum(p.numel() for p in wide.parameters()) / 1e6
+            print(f"  MobileNetV3-Small backbone alone, 224², width {width} ({params:.2f} M parameters): "
+                  f"{median_ms(path, (1, 3, 224, 224)):.3f} ms")
     return 0
 
 

@@ -10,11 +10,11 @@
 #   MINUTES: this sitting's length (default: until the run's crop budget is spent).
 # A machine is not always kept between sessions, and the run lasts many of them: --save writes its
 # compact resume state (handsdk.train.state: 11.7 MB) and its metrics beside its records in
-# $HANDSDK_LONG_RUN (default docs/runs/long-run/attempt2), to be committed; a sitting on a machine
+# $HANDSDK_LONG_RUN (default docs/runs/long-run/attempt3), to be committed; a sitting on a machine
 # without WORKDIR/last.pt starts from that committed state, not from nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-records=${HANDSDK_LONG_RUN:-$here/docs/runs/long-run/attempt2}
+records=${HANDSDK_LONG_RUN:-$here/docs/runs/long-run/attempt3}
 if [ "${1:-}" = --save ]; then
   work=${2:?usage: scripts/long_run.sh --save WORKDIR}
   [ -f "$work/last.pt" ] || { echo "no $work/last.pt: nothing to save" >&2; exit 2; }

@@ -68,6 +68,45 @@ def test_the_long_runs_recipe_loads_and_its_crop_budget_ends_the_run(tmp_path):
     assert (last["step"], last["crops"]) == (3, 12)
 
 
+def test_a_wider_landmark_model_trains_exports_and_runs_in_each_backend(tmp_path):
+    """``--width`` (issue #20's capacity lever): the width travels with the weights (checkpoint
+    ``arch``, manifest), so export and the torch backend rebuild the wider network, not the
+    default one (a width-1.0 model cannot load these weights)."""
+    import torch
+
+    from handsdk.models import bundled_models_dir
+    from handsdk.nets import LandmarkNet, build
+
+    work, out = tmp_path / "lm", tmp_path / "models"
+    assert landmark.main(["--workdir", str(work), "--crops", "8", "--width", "1.5", "--input-size", "128",
+                          "--synthetic", "24", "--batch", "4", "--val-every", "1000"]) == 0
+    best = torch.load(work / "best.pt", map_location="cpu", weights_only=False)
+    assert best["arch"] == {"class": "LandmarkNet", "input_size": 128, "width": 1.5}
+    with pytest.raises(RuntimeError):
+        LandmarkNet(128).load_state_dict(best["model"])
+    build(best["arch"]).load_state_dict(best["model"])
+    assert export.main(["--landmark", str(work / "best.pt"), "--detector", str(bundled_models_dir() / "detector.pt"),
+                        "--out", str(out), "--version", "0.0.1"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["landmark"]["arch"]["width"] == 1.5
+    assert manifest["models"]["detector"]["arch"]["width"] == 0.75
+    frame = next(iter(synthetic_clip(1))).image
+    for backend in ("onnxruntime", "torch"):
+        with Tracker({"backend": {"name": backend}, "models": {"manifest": str(out / "manifest.json")}}) as t:
+            assert isinstance(t.detect(frame), list)
+
+
+def test_a_checkpoint_without_a_width_is_the_width_every_earlier_model_had():
+    """Checkpoints saved before ``arch`` held a width (every model up to 0.3.0) rebuild at the
+    class's old default."""
+    from handsdk.nets import build
+
+    assert build({"class": "LandmarkNet", "input_size": 128}).width == 1.0
+    assert build({"class": "DetectorNet", "input_size": 192}).width == 0.75
+    with pytest.raises(ValueError, match="unknown network class"):
+        build({"class": "ResNet", "input_size": 128})
+
+
 def test_a_trainers_last_checkpoint_loads_its_ema_weights(tmp_path):
     """Export, soup and the presence re-fit take a run's last.pt as readily as its best.pt: both
     give the EMA weights the trainer validated, not the raw weights last.pt also keeps to resume."""

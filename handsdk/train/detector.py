@@ -323,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"other hands (targets too): {int((~torch.isnan(others[:, :, 0, 0])).sum())} in "
           f"{int((~torch.isnan(others[:, :, 0, 0])).any(1).sum())} photos")
     require_in_pack(pool, args.hand_free_share, args.face_share)
-    tr = Trainer(DetectorNet(input_size=size), args.workdir, args.minutes * 60, lr, dev, args.resume,
-                 init=args.init, arch={"input_size": size}, budget_crops=args.crops,
+    net = DetectorNet(input_size=size)
+    tr = Trainer(net, args.workdir, args.minutes * 60, lr, dev, args.resume,
+                 init=args.init, arch=net.arch, budget_crops=args.crops,
                  stop_after_s=args.stop_after * 60)
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():

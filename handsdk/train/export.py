@@ -18,7 +18,7 @@ from handsdk.script import ArgumentParser
 
 from ..errors import ModelError
 from ..models import bundled_models_dir, sha256
-from ..nets import DetectorNet, LandmarkNet
+from ..nets import build
 from .calibration import calibration_batches
 
 MANIFEST_VERSION = 1
@@ -39,10 +39,12 @@ def load_checkpoint(path: Path, kind: str) -> tuple[torch.nn.Module, dict]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     arch = state.get("arch", {}) if isinstance(state, dict) else {}
     try:
-        if kind == "landmark":
-            model = LandmarkNet(arch.get("input_size", _landmark_size_from_state(state["model"])))
+        if kind == "landmark":  # checkpoints from before sizes were saved: the size from the head's shape
+            size = arch.get("input_size") or _landmark_size_from_state(state["model"])
         else:  # fully convolutional: export it at the size it was trained at (192 before sizes were saved)
-            model = DetectorNet(input_size=int(arch.get("input_size", 192)))
+            size = arch.get("input_size", 192)
+        model = build({"class": "LandmarkNet" if kind == "landmark" else "DetectorNet", "input_size": size,
+                       **({"width": arch["width"]} if "width" in arch else {})})
         model.load_state_dict(state["ema"] if "ema" in state else state["model"])
     except (KeyError, RuntimeError, TypeError) as exc:
         raise ModelError(f"{str(path)!r} is not a {kind} checkpoint ({arch.get('class', 'unknown model')}: "
@@ -136,7 +138,7 @@ def _entry(kind: str, model: torch.nn.Module, size: int, metrics: dict, version:
     entry = {
         "version": version, "input_size": size, "input_layout": "NHWC",
         "input": "float32 RGB in [0, 1]", "normalisation": "(x - 0.5) / 0.25, inside the graph",
-        "outputs": OUTPUTS[kind], "arch": {"class": type(model).__name__, "input_size": size},
+        "outputs": OUTPUTS[kind], "arch": model.arch,
         "params": int(sum(p.numel() for p in model.parameters())),
         "train_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
     }
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             quantize_int8(out / f"{kind}.onnx", out / f"{kind}_int8.onnx",
                           calibration_batches(kind, size, (args.detector_pack or args.pack) if kind == "detector"
                                               else args.pack, n=CALIBRATION_CROPS))
-            torch.save({"model": model.state_dict(), "arch": {"class": type(model).__name__, "input_size": size},
+            torch.save({"model": model.state_dict(), "arch": model.arch,
                         "metrics": metrics}, out / f"{kind}.pt")
         tfl = out / f"{kind}.tflite"
         if not export_tflite(model, size, tfl) and tfl.exists():

@@ -36,6 +36,7 @@ from .augment import (
     replace_background,
     to_crop_coords,
 )
+from .export import load_checkpoint
 from .loop import (
     Trainer,
     add_common_arguments,
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="python -m handsdk.train.landmark", description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache/handsdk/landmark")
     add_common_arguments(ap, minutes=30.0, input_size=224, batch_help="0: 256 on a GPU, 48 on a CPU", seed=0)
+    ap.add_argument("--width", type=float, default=1.0,
+                    help="MobileNetV3-Small width multiplier (1.0: every model shipped so far; 1.5 costs "
+                         "~0.9 ms more per crop on 2 cores, docs/models.md)")
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
     ap.add_argument("--background-share", type=float, default=0.3,
                     help="share of the crops given a random background behind the hand")
@@ -260,15 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     train_syn = np.where(~pool.valid & pool.synthetic)[0]
     val_idx = np.where(pool.valid)[0]
     val_t = torch.from_numpy(val_idx).to(dev)
-    model = LandmarkNet(args.input_size)
+    model = LandmarkNet(args.input_size, width=args.width)
     tr = Trainer(model, args.workdir, args.minutes * 60, lr, dev, args.resume, init=args.init,
-                 arch={"input_size": args.input_size}, budget_crops=args.crops, stop_after_s=args.stop_after * 60)
+                 arch=model.arch, budget_crops=args.crops, stop_after_s=args.stop_after * 60)
     anchor = None
     if args.anchor is not None:
         if not args.anchor.is_file():
             raise SystemExit(f"--anchor {args.anchor}: no such file (a landmark .pt: models/landmark.pt, a best.pt)")
-        anchor = LandmarkNet(args.input_size).to(dev).eval()
-        anchor.load_state_dict(torch.load(args.anchor, map_location="cpu", weights_only=False)["model"])
+        anchor = load_checkpoint(args.anchor, "landmark")[0].to(dev)
         anchor.requires_grad_(False)
     rng = np.random.default_rng(args.seed + tr.step)
     while not tr.done():

@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     model.global_head = head
     model = model.to(memory_format=torch.contiguous_format)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "arch": {"class": "LandmarkNet", "input_size": model.input_size},
+    torch.save({"model": model.state_dict(), "arch": model.arch,
                 "metrics": {**metrics, **{f"presence_{k}": v for k, v in after.items()}}}, args.out)
     print(f"wrote {args.out}")
     return 0

@@ -58,9 +58,7 @@ class TorchBackend:
         path = spec.path("torch")
         try:
             state = self.torch.load(path, map_location="cpu", weights_only=False)
-            arch = state["arch"]
-            cls = getattr(nets, arch["class"])
-            model = cls(input_size=arch["input_size"])
+            model = nets.build(state["arch"])
             model.load_state_dict(state["model"])
         except Exception as exc:
             raise ModelError(f"torch could not load {spec.name} checkpoint {str(path)!r}: {exc}") from exc
