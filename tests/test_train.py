@@ -96,6 +96,29 @@ def test_a_wider_landmark_model_trains_exports_and_runs_in_each_backend(tmp_path
             assert isinstance(t.detect(frame), list)
 
 
+def test_resuming_or_initialising_with_another_width_names_both(tmp_path):
+    """A sitting whose options build another network than its last.pt (a recipe without the run's
+    ``width``) stops before training, naming the saved width and the built one."""
+    import torch
+
+    from handsdk.nets import LandmarkNet
+    from handsdk.train.loop import Trainer
+
+    wide = LandmarkNet(64, width=1.5)
+    torch.save({"model": wide.state_dict(), "arch": wide.arch}, tmp_path / "wide.pt")
+    narrow = LandmarkNet(64)
+    with pytest.raises(SystemExit, match=r"width 1.5, this run builds width 1.0"):
+        Trainer(narrow, tmp_path / "run", 1, 1e-3, torch.device("cpu"), False, init=tmp_path / "wide.pt",
+                arch=narrow.arch)
+    old = {"model": narrow.state_dict(), "arch": {"input_size": 64}}  # saved before widths were recorded
+    torch.save(old, tmp_path / "old.pt")
+    Trainer(LandmarkNet(64), tmp_path / "run", 1, 1e-3, torch.device("cpu"), False, init=tmp_path / "old.pt",
+            arch=narrow.arch)
+    with pytest.raises(SystemExit, match=r"width 1.0, this run builds width 1.5"):
+        Trainer(LandmarkNet(64, width=1.5), tmp_path / "run", 1, 1e-3, torch.device("cpu"), False,
+                init=tmp_path / "old.pt", arch=wide.arch)
+
+
 def test_a_checkpoint_without_a_width_is_the_width_every_earlier_model_had():
     """Checkpoints saved before ``arch`` held a width (every model up to 0.3.0) rebuild at the
     class's old default."""

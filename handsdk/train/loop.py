@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..nets import DEFAULT_WIDTH
 from .pack import MAX_FACES, MAX_OTHERS, load_pack
 
 
@@ -80,6 +81,20 @@ def require_in_pack(pool: Pool, hand_free_share: float = 0.0, face_share: float 
         raise SystemExit("--face-share needs a pack with faces (scripts/mine_faces.py, then pack again)")
 
 
+def refuse_other_arch(saved: dict, built: dict, what: str) -> None:
+    """Weights saved for another network (a width or input size other than this run's options)
+    stop the run with both named, not with a tensor-shape error. A width missing from older
+    checkpoints is the class's default, as :func:`handsdk.nets.build` reads it."""
+    cls = built.get("class") or saved.get("class")
+    default = {"width": DEFAULT_WIDTH[cls]} if cls in DEFAULT_WIDTH else {}
+    saved, built = {**default, **saved}, {**default, **built}
+    diff = [k for k in ("input_size", "width") if k in saved and k in built and saved[k] != built[k]]
+    if diff:
+        raise SystemExit(f"{what}: those weights are for {', '.join(f'{k} {saved[k]}' for k in diff)}, this run "
+                         f"builds {', '.join(f'{k} {built[k]}' for k in diff)}: pass the run's own options "
+                         "(its recipe, e.g. --config scripts/long_run.toml) or another --workdir")
+
+
 class Trainer:
     """Budgeted training state: model, EMA copy, optimiser, elapsed time, crops seen, metrics log.
 
@@ -95,7 +110,9 @@ class Trainer:
         self.arch = arch or {}  # saved with every checkpoint, e.g. the input size export needs
         workdir.mkdir(parents=True, exist_ok=True)
         if init is not None:  # fine-tune from earlier weights (a best.pt or an exported .pt)
-            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
+            state = torch.load(init, map_location="cpu", weights_only=False)
+            refuse_other_arch(state.get("arch", {}), self.arch, f"--init {init}")
+            model.load_state_dict(state["model"])
             print(f"initialised from {init}")
         self.model = model.to(device)
         if device.type == "cpu":
@@ -110,6 +127,7 @@ class Trainer:
         self.log_path = workdir / "metrics.jsonl"
         if resume and (workdir / "last.pt").exists():
             state = torch.load(workdir / "last.pt", map_location=device, weights_only=False)
+            refuse_other_arch(state.get("arch", {}), self.arch, f"--resume from {workdir / 'last.pt'}")
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["opt"])
