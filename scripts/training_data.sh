@@ -9,8 +9,9 @@
 #   OWNER+NAME (also looked for as OWNER+NAME/repo: the layout the tool library's fetch gives).
 #   OUT gets fetched/ (the sets, also $HANDSDK_FETCHED for what reads them), labels.jsonl,
 #   pack_full.npz (whole photos: the detector), pack_ctx5.npz (5 hand sizes around each hand:
-#   the landmark trainer) and pack_gpu.npz (288 px, JPEG 65, 47 MB: a device call carries 64 MiB,
-#   the tree without the model files and the long run's committed state included).
+#   the landmark trainer) and pack_gpu.npz (288 px, WebP 75, 31 MB: a device call carries 64 MiB,
+#   the tree without the model files and the long run's committed state, 21 MB at width 1.5,
+#   included; at JPEG 65, as attempt 2 trained on, it was 47 MB).
 set -euo pipefail
 out=$(realpath -m "$1"); clones=$(realpath "$2")
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,5 +51,5 @@ fi
 [ -f "$out/pack_ctx5.npz" ] || python3 -m handsdk.train.pack --labels "$out/labels.jsonl" --out "$out/pack_ctx5.npz" \
   --hand-context 5
 [ -f "$out/pack_gpu.npz" ] || python3 -m handsdk.train.pack --labels "$out/labels.jsonl" --out "$out/pack_gpu.npz" \
-  --hand-context 5 --max-side 288 --quality 65
+  --hand-context 5 --max-side 288 --quality 75 --codec webp
 ls -la "$out"

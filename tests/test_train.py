@@ -610,6 +610,35 @@ def test_pack_leaves_out_evaluation_only_and_held_out_sources(tmp_path):
                    "--datasets", "rock_paper_scissors"])
 
 
+def test_a_webp_pack_holds_the_same_photos_smaller_and_an_old_jpeg_pack_still_loads(tmp_path):
+    """``--codec webp`` (for the device call's 64 MiB): the same photos and labels, fewer bytes; a
+    pack written before the codec choice (images under ``jpeg``) loads as before."""
+    import cv2
+
+    from handsdk.errors import ConfigError
+    from handsdk.train import pack
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 3)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    rec = {"path": str(tmp_path / "a.png"), "dataset": "sign_digits", "split": "train", "group": "g", "label": "",
+           "landmarks": (rng.random((21, 3)) * 200).tolist(), "right": 1.0, "hand_free": None}
+    (tmp_path / "labels.jsonl").write_text(json.dumps(rec) + "\n")
+    jpeg = pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "j.npz", quality=65)
+    webp = pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "w.npz", quality=75, codec="webp")
+    assert webp["bytes"] < jpeg["bytes"]
+    a, b = pack.load_pack(tmp_path / "j.npz"), pack.load_pack(tmp_path / "w.npz")
+    assert a["images"][0].shape == b["images"][0].shape == img.shape
+    assert np.abs(b["images"][0].astype(int) - img).mean() < 4
+    assert np.array_equal(a["landmarks"], b["landmarks"])
+    z = dict(np.load(tmp_path / "j.npz"))
+    z["jpeg"] = z.pop("encoded")
+    np.savez(tmp_path / "old.npz", **z)
+    assert np.array_equal(pack.load_pack(tmp_path / "old.npz")["images"][0], a["images"][0])
+    with pytest.raises(ConfigError, match="jpeg or webp"):
+        pack.build_pack(tmp_path / "labels.jsonl", tmp_path / "x.npz", codec="png")
+
+
 def test_pack_hand_context_keeps_a_small_hand_sharp(tmp_path):
     """--hand-context: a small hand in a wide photo is cut out around it before the photo is shrunk
     to max_side, its landmarks moved along (same pixels under the same points)."""
