@@ -54,9 +54,9 @@ def _around_hand(img: np.ndarray, lm: np.ndarray, region: list | None, context: 
     return np.ascontiguousarray(img[y0:y1, x0:x1]), lm, region
 
 
-#: Image codecs a pack may hold, by file extension for ``cv2.imencode``. WebP at quality 75 is 0.63
-#: of JPEG 65's bytes (measured on 300 of pack_gpu's images), which lets a wider model's larger
-#: resume state travel beside the pack in one device call.
+#: Image codecs a pack may hold, by file extension for ``cv2.imencode``. pack_gpu's 6,845 images
+#: take 24.9 MB at WebP 75 against 40.6 MB at JPEG 65, which lets a wider model's larger resume
+#: state travel beside the pack in one device call.
 CODECS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY), "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY)}
 
 
