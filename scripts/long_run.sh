@@ -9,7 +9,7 @@
 #   WORKDIR: outside the work tree; it holds last.pt, best.pt, metrics.jsonl, curves.png.
 #   MINUTES: this sitting's length (default: until the run's crop budget is spent).
 # A machine is not always kept between sessions, and the run lasts many of them: --save writes its
-# compact resume state (handsdk.train.state: 11.7 MB) and its metrics beside its records in
+# compact resume state (handsdk.train.state: 21.3 MB at width 1.5) and its metrics beside its records in
 # $HANDSDK_LONG_RUN (default docs/runs/long-run/attempt3), to be committed; a sitting on a machine
 # without WORKDIR/last.pt starts from that committed state, not from nothing.
 set -euo pipefail
