@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,6 @@ def test_train_resume_and_export(tmp_path):
 def test_the_long_runs_recipe_loads_and_its_crop_budget_ends_the_run(tmp_path):
     """scripts/long_run.toml is what every sitting of issue #20's run reads: its keys are the
     trainer's options, and a budget in crops ends the run after exactly that many."""
-    from pathlib import Path
 
     recipe = Path(__file__).resolve().parents[1] / "scripts" / "long_run.toml"
     work = tmp_path / "long"
@@ -813,7 +813,6 @@ def test_the_long_run_goes_on_from_its_committed_state_on_a_fresh_machine(tmp_pa
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     from handsdk.train.loop import Trainer
 
@@ -1080,3 +1079,30 @@ def test_the_teacher_reads_ready_crops_in_the_trainers_coordinates():
     assert np.all(read[:, 0, 2] == 0)  # z relative to the wrist
     _, blank, _ = teacher.read_crops(np.zeros((1, 224, 224, 3), np.float32))
     assert blank[0] < 0.1
+
+
+def test_compare_runs_reads_the_base_at_the_new_runs_crops(tmp_path, capsys):
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("compare_runs", script)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+
+    def write(name, rows):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    base = write("base.jsonl", [{"crops": 1000, "pck10": 0.2, "pck10_a": 0.1},
+                                {"crops": 3000, "pck10": 0.6, "pck10_a": 0.5}])
+    # 2000 crops lies halfway: base 0.4 there; 4000 lies beyond the base's last validation
+    new = write("new.jsonl", [{"crops": 2000, "pck10": 0.45, "pck10_a": 0.2},
+                              {"crops": 4000, "pck10": 0.9, "pck10_a": 0.9}])
+    compare.main([base, new])
+    out = capsys.readouterr().out
+    assert "    2,000   0.400   0.450    +0.050" in out and "4,000" not in out
+    assert "pck10_a                  -0.100 / -0.100 / -0.100  (1 validations)" in out
+    with pytest.raises(SystemExit, match="rows \\[0\\] have no crops"):
+        compare.main([base, write("old.jsonl", [{"step": 5, "pck10": 0.3}])])
+    with pytest.raises(SystemExit, match="no validation of"):
+        compare.main([base, write("late.jsonl", [{"crops": 9000, "pck10": 0.3}])])
