@@ -19,3 +19,26 @@ def test_bench_writes_its_tables_and_keeps_the_hand_written_notes(tmp_path):
     assert float(cells[1]) > 0 and cells[2] == "—"  # FPS measured; no MediaPipe in this run, no ratio
     assert cells[7] == "12/12"  # a hand in every rendered frame
     assert text.index(notes) < text.index("## Models alone")
+
+
+def test_models_alone_skips_a_backend_whose_file_the_models_folder_lacks(tmp_path, monkeypatch, capsys):
+    """A freshly exported folder has no TFLite files without litert-torch: the timing of the
+    others is still reported, the TFLite row is skipped with the reason (it used to stop the bench)."""
+    import json
+    import shutil
+
+    from handsdk.models import bundled_models_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(bundled_models_dir(), models)
+    manifest = json.loads((models / "manifest.json").read_text())
+    for entry in manifest["models"].values():
+        entry["files"].pop("tflite", None)
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("HANDSDK_MODELS", str(models))
+    rows = bench.model_latency([("onnxruntime fp32, 1 thread", {"name": "onnxruntime", "options": {"threads": 1}}),
+                                ("tflite (XNNPACK), 2 threads", {"name": "tflite", "options": {"threads": 2}})],
+                               repeats=3)
+    assert list(rows) == ["onnxruntime fp32, 1 thread"]
+    assert rows["onnxruntime fp32, 1 thread"]["landmark"] > 0
+    assert "tflite (XNNPACK), 2 threads: skipped" in capsys.readouterr().out
