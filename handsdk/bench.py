@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +76,27 @@ def worker(config: dict[str, Any], frames_path: str, fps: float) -> dict[str, An
     base = rss_anon_mb()
     peak = base
     stages: dict[str, list[float]] = {}
-    total, det, hands = [], [], []
+    total, cpu, det, hands = [], [], [], []
     with Tracker(config) as tracker:
         for i in range(len(frames)):
             frame = np.ascontiguousarray(frames[i])
+            c0 = time.process_time()
             r = tracker.process(frame, timestamp_ms=i * 1000.0 / fps)
+            cpu.append((time.process_time() - c0) * 1000)
             total.append(r.timings["total"])
             for k, v in r.timings.items():
                 stages.setdefault(k, []).append(v)
             det.append(r.detector_ran)
             hands.append([h.landmarks.tolist() for h in r.hands])
             peak = max(peak, rss_anon_mb())
-    return {"ms": total, "stages": stages, "detector": det, "hands": hands, "peak_rss_mb": peak,
+    return {"ms": total, "cpu_ms": cpu, "stages": stages, "detector": det, "hands": hands, "peak_rss_mb": peak,
             "rss_at_start_mb": base}
 
 
 PIPELINES: dict[str, dict[str, Any]] = {
     "handsdk onnxruntime fp32": {"config": {}},
+    # the same, the detector's search run after the tracked crops instead of beside them
+    "handsdk onnxruntime fp32, no overlap": {"config": {"tracker": {"overlap_detector": False}}},
     "handsdk onnxruntime int8": {"config": {"models": {"variant": "int8"}}},
     "handsdk torch": {"config": {"backend": {"name": "torch"}}},
     "handsdk tflite": {"config": {"backend": {"name": "tflite"}}},
@@ -130,8 +135,6 @@ def run_pipeline(name: str, frames: Path, fps: float, max_hands: int) -> dict[st
 
 def model_latency(backends: list[tuple[str, dict[str, Any]]], repeats: int = 200) -> dict[str, dict[str, float]]:
     """Median latency (ms) of each model alone, batch 1, per backend configuration."""
-    import time
-
     from .config import build_component
     from .plugins import get_component
 
@@ -193,6 +196,8 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
     out = {"fps": 1000.0 / ms.mean(), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
            "peak_rss_mb": res["peak_rss_mb"], "frames_with_hand": sum(bool(h) for h in res["hands"]),
            "n": len(res["ms"])}
+    if "cpu_ms" in res:  # CPU time of every thread of the process: what a frame costs the machine
+        out["cpu_ms"] = float(np.mean(res["cpu_ms"][WARMUP:]))
     if "detector" in res:
         out["detector_rate"] = float(np.mean(res["detector"]))
         out["stages"] = {k: (float(np.percentile(v[WARMUP:], 50)), float(np.percentile(v[WARMUP:], 99)))
@@ -215,8 +220,9 @@ def bench(sources: list[str], pipelines: list[str], rounds: int, max_frames: int
                     if res is None:
                         continue
                     s = summarise(res)
-                    print(f"  round {r + 1} {name:26s} {s['fps']:7.1f} FPS  p50 {s['p50']:6.2f} ms  "
-                          f"p99 {s['p99']:6.2f} ms  RSS {s['peak_rss_mb']:.0f} MB")
+                    cpu = f"  CPU {s['cpu_ms']:5.2f} ms/frame" if "cpu_ms" in s else ""
+                    print(f"  round {r + 1} {name:36s} {s['fps']:7.1f} FPS  p50 {s['p50']:6.2f} ms  "
+                          f"p99 {s['p99']:6.2f} ms  RSS {s['peak_rss_mb']:.0f} MB{cpu}")
                     if name not in best or s["fps"] > best[name]["summary"]["fps"]:
                         best[name] = {"summary": s, "hands": res["hands"]}
             ref = best.get("mediapipe full", {}).get("hands")
@@ -254,8 +260,9 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
              f"{platform.python_version()}). Each pipeline ran in its own process on the same pre-decoded "
              f"frames, {rounds} alternating rounds, best round kept, first {WARMUP} frames excluded from "
              f"latency; `max_hands = {max_hands}` everywhere. Ratios are against MediaPipe Hands full "
-             "(model_complexity 1) from the same run. Agreement: mean landmark distance to MediaPipe full "
-             "/ hand size.", ""]
+             "(model_complexity 1) from the same run. CPU ms / frame: the process's CPU time (every thread) "
+             "per frame, what a frame costs the machine where FPS is how long it takes. Agreement: mean "
+             "landmark distance to MediaPipe full / hand size.", ""]
     lines += kept_notes(out)
     models = report.pop("__models__", {})
     if models:
@@ -268,13 +275,15 @@ def write_markdown(report: dict[str, Any], out: Path, images: Path | None, round
         info, res = rep["info"], rep["results"]
         mp = res.get("mediapipe full")
         lines += [f"## {Path(src).name} ({info['frames']} frames, {info['size']})", "",
-                  "| pipeline | FPS | × MediaPipe full | p50 ms | p99 ms | detector rate | peak RSS MB | frames with a hand | agreement |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| pipeline | FPS | × MediaPipe full | p50 ms | p99 ms | CPU ms / frame | detector rate | peak RSS MB | "
+                  "frames with a hand | agreement |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, s in res.items():
             ratio = f"{s['fps'] / mp['fps']:.2f}" if mp else "—"
             det = f"{s['detector_rate']:.2f}" if "detector_rate" in s else "—"
             agr = f"{s['agreement']:.3f}" if "agreement" in s and not np.isnan(s["agreement"]) else "—"
-            lines.append(f"| {name} | {s['fps']:.1f} | {ratio} | {s['p50']:.2f} | {s['p99']:.2f} | {det} | "
+            cpu = f"{s['cpu_ms']:.2f}" if "cpu_ms" in s else "—"
+            lines.append(f"| {name} | {s['fps']:.1f} | {ratio} | {s['p50']:.2f} | {s['p99']:.2f} | {cpu} | {det} | "
                          f"{s['peak_rss_mb']:.0f} | {s['frames_with_hand']}/{s['n']} | {agr} |")
         stages = res.get("handsdk onnxruntime fp32", {}).get("stages")
         if stages:

@@ -48,6 +48,9 @@ class TrackerConfig:
     mirror_tracked: bool = False  # the same for every tracked hand in every video frame (one more crop each)
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
+    # read the tracked hands' landmarks while the detector looks for more on a second thread (the
+    # same results; a second core)
+    overlap_detector: bool = True
     new_hand_interval: int = 1  # with some hands tracked but fewer than max_hands, look for more every N frames
     # fewer than max_hands sure hands in the whole frame: look again in its 2x2 overlapping tiles for small
     # hands (detect(): all four; process(): while no hand is tracked, one per frame in turn)

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ class Tracker:
                 close()
             raise
         self._async: AsyncSinks | None = None  # live mode's sink thread, during a run(live=True)
+        self._pool: ThreadPoolExecutor | None = None  # the detector's thread (overlap_detector)
         self._dropped = 0  # frames live mode dropped in earlier runs
         self._ids = itertools.count(1)
         self.reset()
@@ -191,6 +193,9 @@ class Tracker:
                 slot.close()
             except OutputError as exc:
                 failed = failed or exc
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
@@ -214,6 +219,33 @@ class Tracker:
         t = self.config.tracker
         return detect_hands(run, bgr, self.detector_spec.input_size, self.detector_spec.stride,
                             t.min_detection_confidence, t.max_hands, tiles)
+
+    def _proposals(self, bgr: np.ndarray, tracked: int) -> tuple[list[tuple[Detection, bool]], float]:
+        """process(): the detector's proposals in the whole frame, each with whether it came from
+        a small-hand tile (with no hand ``tracked``, one tile per frame, in turn), and the
+        detector's wall time (ms)."""
+        t0 = time.perf_counter()
+        proposed = [(d, False) for d in self._run_detector(bgr)]
+        tiles = small_hand_tiles(bgr.shape[1], bgr.shape[0]) if self.config.tracker.tile_search and not tracked else []
+        if tiles:
+            tile = tiles[self._next_tile % len(tiles)]
+            self._next_tile += 1
+            proposed += [(d, True) for d in self._run_detector(bgr, [tile])]
+        return proposed, (time.perf_counter() - t0) * 1000
+
+    def _read_tracked(self, bgr: np.ndarray, tracked: list[_Candidate]) -> list[dict[str, Any]]:
+        """process(): one reading per tracked hand, in its crop from the previous frame."""
+        held = self._run_landmarks(bgr, [c.rect for c in tracked])
+        if self.config.tracker.mirror_tracked and held:
+            held = self._with_mirror(bgr, held)
+        return held
+
+    def _worker(self) -> ThreadPoolExecutor:
+        """The thread that runs the detector beside the tracked hands' landmarks
+        (``overlap_detector``); started on first use, shut down by :meth:`close`."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handsdk-detector")
+        return self._pool
 
     def _run_landmarks(self, bgr: np.ndarray, rects: list[RotatedRect], mirror: bool = False) -> list[dict[str, Any]]:
         """One landmark reading per rect (one batch); with ``mirror`` the crops are read mirrored
@@ -477,38 +509,46 @@ class Tracker:
         cfg = self.config.tracker
         t1 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1000}
-        candidates = [_Candidate(tr.rect, tr) for tr in self._tracks]
-        ran_detector = False
+        tracked = [_Candidate(tr.rect, tr) for tr in self._tracks]
         periodic = cfg.detector_interval and self._frame_index % cfg.detector_interval == 0
         n = len(self._tracks)  # no hand tracked: look every frame; some: every new_hand_interval frames
         searching = n < cfg.max_hands and (n == 0 or self._frame_index % cfg.new_hand_interval == 0)
-        if not self._pipeline and (searching or periodic):
-            ran_detector = True
-            proposed = [(d, False) for d in self._run_detector(bgr)]
-            tiles = small_hand_tiles(*size) if cfg.tile_search and n == 0 else []
-            if tiles:  # no hand tracked: one small-hand tile per frame, in turn
-                tile = tiles[self._next_tile % len(tiles)]
-                self._next_tile += 1
-                proposed += [(d, True) for d in self._run_detector(bgr, [tile])]
-            for det, from_tile in proposed:
-                rect = det.rect(self.crop_scale)
-                if any(_same_place(rect, c.rect) for c in candidates):
-                    continue
-                candidates.append(_Candidate(rect, None, from_tile))
-        t2 = time.perf_counter()
-        timings["detect"] = (t2 - t1) * 1000
+        ran_detector = not self._pipeline and bool(searching or periodic)
+        held_ms = 0.0  # overlap_detector: the tracked hands' reading, done while the detector ran
         if self._pipeline:
+            t2 = time.perf_counter()
+            timings["detect"] = (t2 - t1) * 1000
             found = self._external(bgr, still=False)
             self._match_tracks(found)
         else:
-            tracked = [c for c in candidates if c.track is not None]
-            new = [c for c in candidates if c.track is None]
+            held: list[dict[str, Any]] | None = None
+            if ran_detector and tracked and cfg.overlap_detector:
+                # the tracked crops need nothing from this frame's detector: read them on this
+                # thread while the detector looks for more hands on another (a second core)
+                pending = self._worker().submit(self._proposals, bgr, n)
+                try:
+                    held = self._read_tracked(bgr, tracked)
+                except BaseException:
+                    wait([pending])  # no model call outlives its frame
+                    raise
+                held_ms = (time.perf_counter() - t1) * 1000
+                proposed, timings["detect"] = pending.result()
+            elif ran_detector:
+                proposed, timings["detect"] = self._proposals(bgr, n)
+            else:
+                proposed, timings["detect"] = [], 0.0
+            t2 = time.perf_counter()
+            new = []
+            for det, from_tile in proposed:
+                rect = det.rect(self.crop_scale)
+                if any(_same_place(rect, c.rect) for c in tracked + new):
+                    continue
+                new.append(_Candidate(rect, None, from_tile))
             fresh = self._run_landmarks_on_detections(bgr, [c.rect for c in new])
             if cfg.mirror_new and fresh:
                 fresh = self._with_mirror(bgr, fresh)
-            held = self._run_landmarks(bgr, [c.rect for c in tracked])
-            if cfg.mirror_tracked and held:
-                held = self._with_mirror(bgr, held)
+            if held is None:
+                held = self._read_tracked(bgr, tracked)
             found = held + fresh
             for f, c in zip(found, tracked + new, strict=True):
                 f["track"] = c.track
@@ -516,7 +556,7 @@ class Tracker:
         found = [f for f in self._usable(found, size) if self._is_hand(f)]
         found = self._beside_sure(self._dedupe(found))[: cfg.max_hands]
         t3 = time.perf_counter()
-        timings["landmarks"] = (t3 - t2) * 1000
+        timings["landmarks"] = (t3 - t2) * 1000 + held_ms
         tracks, hands = [], []
         kept = {id(f["track"]) for f in found if f["track"] is not None}
         self._lost = [(tr, i) for tr, i in self._lost if self._frame_index - i <= LOST_TRACK_FRAMES]

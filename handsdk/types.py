@@ -152,7 +152,12 @@ class Hand:
 
 @dataclass
 class FrameResult:
-    """Everything the tracker found in one frame, plus where the time went (milliseconds)."""
+    """Everything the tracker found in one frame, plus where the time went (milliseconds).
+
+    ``timings``: ``preprocess``, ``detect`` (the detector's own time), ``landmarks``, ``smooth``,
+    ``pipeline`` (the frame's processing, what FPS is measured on), ``emit`` and ``total``. With
+    ``overlap_detector`` the detector runs beside the tracked hands' landmarks, so ``detect`` and
+    ``landmarks`` can add up to more than ``pipeline``."""
 
     frame_index: int
     timestamp_ms: float

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -88,6 +90,68 @@ def test_new_hand_interval_spaces_the_search_for_a_second_hand():
     assert runs[3][0] == [i % 3 == 0 for i in range(len(clip))]
     assert len(runs[3][1]) == len(runs[1][1]) == len(clip)
     assert max(np.abs(a - b).max() for a, b in zip(runs[1][1], runs[3][1], strict=True)) < 1e-3
+
+
+def _spy_on_detector(tracker: Tracker, on_main: list[bool]) -> None:
+    """Log, for each detector call, whether it ran on the caller's (main) thread."""
+    runner = tracker._detector
+
+    def call(batch):
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return runner(batch)
+
+    tracker._detector = call
+
+
+def test_overlap_detector_runs_beside_the_tracked_crops_with_the_same_hands():
+    """max_hands 2, one hand in view: the detector looks for the second hand on every frame. With
+    overlap_detector (the default) it runs on a second thread while the tracked hand's crop is
+    read on the caller's; the hands and ids are exactly those of running one after the other."""
+    clip = list(synthetic_clip(16, seed=4))
+    runs = {}
+    for overlap in (True, False):
+        on_main: list[bool] = []
+        with Tracker({"tracker": {"overlap_detector": overlap}}) as t:
+            _spy_on_detector(t, on_main)
+            results = [t.process(f.image, f.timestamp_ms) for f in clip]
+        assert all(r.detector_ran for r in results) and all(len(r.hands) == 1 for r in results)
+        runs[overlap] = results, on_main
+    (a, on_main_a), (b, on_main_b) = runs[True], runs[False]
+    # frame 0 tracks nothing yet (whole frame + one tile, on the caller's thread); then one call a frame
+    assert on_main_a[:2] == [True, True] and not any(on_main_a[2:]) and len(on_main_a) == len(clip) + 1
+    assert all(on_main_b) and len(on_main_b) == len(clip) + 1
+    for x, y in zip(a, b, strict=True):
+        assert [h.track_id for h in x.hands] == [h.track_id for h in y.hands]
+        assert np.array_equal(x.hands[0].landmarks, y.hands[0].landmarks)
+    assert all(r.timings["detect"] > 0 and r.timings["landmarks"] > 0 for r in a[1:])
+
+
+def test_overlap_detector_a_failing_landmark_call_waits_for_the_detector():
+    """A backend error while the detector runs beside it reaches the caller once the detector's
+    call has ended: no model call outlives its frame, and the tracker closes cleanly."""
+    clip = list(synthetic_clip(4, seed=4))
+    with Tracker() as t:
+        det = t._detector
+        running = []
+
+        def detector(batch):
+            running.append(1)
+            time.sleep(0.05)  # still running when the landmark call fails
+            out = det(batch)
+            running.pop()
+            return out
+
+        t._detector = detector
+        assert t.process(clip[0].image, clip[0].timestamp_ms).hands
+
+        def landmark(batch):
+            raise RuntimeError("landmark backend failed")
+
+        t._landmark = landmark
+        with pytest.raises(RuntimeError, match="landmark backend failed"):
+            t.process(clip[1].image, clip[1].timestamp_ms)
+        assert not running, "the detector was still running when process() raised"
+    assert t._pool is None
 
 
 def test_two_hands_get_two_stable_ids(tracker):
