@@ -23,7 +23,9 @@ from .models import ModelSpec
 @runtime_checkable
 class Runner(Protocol):
     """A loaded model. ``__call__`` takes a batch NHWC float32 RGB in [0, 1] and returns the
-    outputs in the manifest's ``outputs`` order, as numpy arrays."""
+    outputs in the manifest's ``outputs`` order, as numpy arrays. The tracker may call the
+    detector's runner on a second thread while the landmark runner works
+    (``overlap_detector``); one runner is never called from two threads at once."""
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]: ...
 

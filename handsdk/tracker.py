@@ -3,7 +3,9 @@
 Detect is MediaPipe's scheme: a hand detector on the full frame and a landmark model on a
 rotation-aligned square crop around each hand. In video mode each hand's next crop is built
 from its current landmarks, so the detector runs only while fewer than ``max_hands`` hands are
-tracked; a hand whose presence falls below threshold is dropped and its track ends.
+tracked; a hand whose presence falls below threshold is dropped and its track ends. While it
+searches, the detector runs on a second thread beside the tracked hands' crops
+(``overlap_detector``), which need nothing from it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ and what a larger backbone would cost.
 
 ``--threads`` defaults to 1, the tracker's default for ONNX Runtime; the figures in
 docs/benchmarks.md before 2026-12-07's end-to-end check were taken with ``--threads 2``, which
-flattered the wide backbones (width 1.5: an estimated 3.4× MediaPipe full, measured 2.47×).
+flattered the wide backbones (width 1.5: an estimated 3.4× MediaPipe full, measured 2.47×, before
+the tracker's ``overlap_detector``; 3.90× with it).
 A model's cost is settled end to end with ``handsdk bench``, not here.
 
 Exports the backbone of ``handsdk/nets.py`` (random weights: speed does not depend on

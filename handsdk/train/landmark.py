@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(ap, minutes=30.0, input_size=224, batch_help="0: 256 on a GPU, 48 on a CPU", seed=0)
     ap.add_argument("--width", type=float, default=1.0,
                     help="MobileNetV3-Small width multiplier (1.0: every model shipped so far; 1.5 costs "
-                         "1.7-2.0 ms more per crop on 1 thread, the tracker's default: 2.47x MediaPipe full "
-                         "end to end, below issue #20's 3x; docs/benchmarks.md)")
+                         "1.7-2.0 ms more per crop on 1 thread, the tracker's default: 3.90x MediaPipe full "
+                         "end to end with the tracker's overlap_detector, 2.43x without; docs/benchmarks.md)")
     ap.add_argument("--synthetic-weight", type=float, default=0.2, help="share of each batch")
     ap.add_argument("--background-share", type=float, default=0.3,
                     help="share of the crops given a random background behind the hand")
