@@ -251,8 +251,15 @@ def _config_dict(cfg: Config) -> dict[str, Any]:
     return d
 
 
+#: Tracker options that change how fast a frame is read, never what it reads: a resume may differ in them.
+SPEED_ONLY_OPTIONS = ("overlap_detector",)
+
+
 def _fingerprint(cfg: Config) -> str:
-    return hashlib.sha256(json.dumps(_config_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    d = _config_dict(cfg)
+    for key in SPEED_ONLY_OPTIONS:
+        d["tracker"].pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # -- rows --------------------------------------------------------------------------------------
