@@ -30,6 +30,11 @@ DETECTOR_ROTATIONS: dict[int, tuple[float, ...]] = {
     1: (0.0,), 2: (0.0, math.pi), 4: (0.0, math.pi, math.pi / 2, -math.pi / 2)}
 
 
+#: [tracker] options that change how fast a frame is read, never what is read: results cached or
+#: resumed under one setting stand for the other.
+TRACKER_SPEED_ONLY = ("overlap_detector",)
+
+
 @dataclass
 class TrackerConfig:
     max_hands: int = 2
@@ -49,8 +54,9 @@ class TrackerConfig:
     fps: float = 30.0  # timestamps for process() calls that give none
     detector_interval: int = 0  # also run the detector every N frames while tracking (0: never)
     # read the tracked hands' landmarks while the detector looks for more on a second thread (the
-    # same results; a second core)
-    overlap_detector: bool = True
+    # same results; a second core). None (unset): on, except in `handsdk extract` when its
+    # workers fill the cores
+    overlap_detector: bool | None = None
     new_hand_interval: int = 1  # with some hands tracked but fewer than max_hands, look for more every N frames
     # fewer than max_hands sure hands in the whole frame: look again in its 2x2 overlapping tiles for small
     # hands (detect(): all four; process(): while no hand is tracked, one per frame in turn)
@@ -146,7 +152,7 @@ def _dataclass_section(cls: type, data: Any, where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(known)}")
         ftype = known[key].type
-        base = {"int": int, "float": float, "float | None": float, "bool": bool, "str": str, "str | None": str}[ftype]
+        base = {"int": int, "float": float, "float | None": float, "bool": bool, "bool | None": bool, "str": str, "str | None": str}[ftype]
         kwargs[key] = _check_type(where, key, value, base)
     return cls(**kwargs)
 

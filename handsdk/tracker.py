@@ -524,7 +524,7 @@ class Tracker:
             self._match_tracks(found)
         else:
             held: list[dict[str, Any]] | None = None
-            if ran_detector and tracked and cfg.overlap_detector:
+            if ran_detector and tracked and cfg.overlap_detector is not False:
                 # the tracked crops need nothing from this frame's detector: read them on this
                 # thread while the detector looks for more hands on another (a second core)
                 pending = self._worker().submit(self._proposals, bgr, n)

@@ -341,6 +341,20 @@ def test_a_resume_with_another_layout_or_config_is_refused(local_long, clips):
     assert again.skipped == again.videos > 0 and again.ok == 0
 
 
+def test_overlap_detector_is_off_where_the_workers_fill_the_cores(monkeypatch):
+    """A second thread per worker only takes a core from another worker (docs/benchmarks.md):
+    unset, overlap_detector is off where the workers fill the cores, on where cores are left over;
+    a config that sets it keeps its choice."""
+    from handsdk import extraction
+
+    monkeypatch.setattr(extraction.os, "cpu_count", lambda: 4)
+    overlap = lambda config, workers=None: extraction._prepare_config(config, workers).tracker.overlap_detector  # noqa: E731
+    assert overlap(None) is False and overlap(None, 4) is False and overlap(None, 8) is False
+    assert overlap(None, 2) is True
+    assert overlap({"tracker": {"overlap_detector": True}}) is True
+    assert overlap({"tracker": {"overlap_detector": False}}, 1) is False
+
+
 def test_writer_consumers_are_refused(clips, tmp_path):
     with pytest.raises(ConfigError, match="writer consumers"):
         extract([clips], tmp_path / "out", config={"consumers": [{"name": "jsonl", "path": str(tmp_path / "x.jsonl")}]})

@@ -109,9 +109,9 @@ def test_overlap_detector_runs_beside_the_tracked_crops_with_the_same_hands():
     read on the caller's; the hands and ids are exactly those of running one after the other."""
     clip = list(synthetic_clip(16, seed=4))
     runs = {}
-    for overlap in (True, False):
+    for overlap in (True, False):  # on: the default
         on_main: list[bool] = []
-        with Tracker({"tracker": {"overlap_detector": overlap}}) as t:
+        with Tracker({} if overlap else {"tracker": {"overlap_detector": False}}) as t:
             _spy_on_detector(t, on_main)
             results = [t.process(f.image, f.timestamp_ms) for f in clip]
         assert all(r.detector_ran for r in results) and all(len(r.hands) == 1 for r in results)

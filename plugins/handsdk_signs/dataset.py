@@ -67,7 +67,7 @@ def _extraction_key() -> str:
     weights do)."""
     from dataclasses import asdict
 
-    from handsdk.config import TrackerConfig
+    from handsdk.config import TRACKER_SPEED_ONLY, TrackerConfig
     from handsdk.models import bundled_models_dir
 
     h = hashlib.sha1()
@@ -77,7 +77,8 @@ def _extraction_key() -> str:
         if p.is_file():
             st = p.stat()
             h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    h.update(repr(sorted(asdict(TrackerConfig(max_hands=MAX_HANDS)).items())).encode())
+    tracker = {k: v for k, v in asdict(TrackerConfig(max_hands=MAX_HANDS)).items() if k not in TRACKER_SPEED_ONLY}
+    h.update(repr(sorted(tracker.items())).encode())
     return h.hexdigest()[:10]
 
 
