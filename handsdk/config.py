@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,12 @@ DETECTOR_ROTATIONS: dict[int, tuple[float, ...]] = {
 #: [tracker] options that change how fast a frame is read, never what is read: results cached or
 #: resumed under one setting stand for the other.
 TRACKER_SPEED_ONLY = ("overlap_detector",)
+
+
+def tracker_result_options(t: TrackerConfig) -> dict[str, Any]:
+    """The [tracker] options that decide what is read, as a dict (``TRACKER_SPEED_ONLY`` left
+    out): the part of a config that keys cached or resumed results."""
+    return {k: v for k, v in asdict(t).items() if k not in TRACKER_SPEED_ONLY}
 
 
 @dataclass

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import TRACKER_SPEED_ONLY, Config, load_config
+from .config import Config, load_config, tracker_result_options
 from .errors import ConfigError, HandSDKError, MissingDependencyError, SourceError
 
 log = logging.getLogger(__name__)
@@ -253,9 +253,7 @@ def _config_dict(cfg: Config) -> dict[str, Any]:
 
 def _fingerprint(cfg: Config) -> str:
     """What a resume must match: the config less the options that change speed only."""
-    d = _config_dict(cfg)
-    for key in TRACKER_SPEED_ONLY:
-        d["tracker"].pop(key, None)
+    d = {**_config_dict(cfg), "tracker": tracker_result_options(cfg.tracker)}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

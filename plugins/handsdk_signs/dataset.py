@@ -65,9 +65,7 @@ def _extraction_key() -> str:
     """A short hash of what extraction depends on: the bundled model files and the tracker's
     settings (a tracker change such as ``mirror_new`` changes the landmarks as much as new
     weights do)."""
-    from dataclasses import asdict
-
-    from handsdk.config import TRACKER_SPEED_ONLY, TrackerConfig
+    from handsdk.config import TrackerConfig, tracker_result_options
     from handsdk.models import bundled_models_dir
 
     h = hashlib.sha1()
@@ -77,8 +75,7 @@ def _extraction_key() -> str:
         if p.is_file():
             st = p.stat()
             h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    tracker = {k: v for k, v in asdict(TrackerConfig(max_hands=MAX_HANDS)).items() if k not in TRACKER_SPEED_ONLY}
-    h.update(repr(sorted(tracker.items())).encode())
+    h.update(repr(sorted(tracker_result_options(TrackerConfig(max_hands=MAX_HANDS)).items())).encode())
     return h.hexdigest()[:10]
 
 
