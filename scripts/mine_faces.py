@@ -17,10 +17,17 @@ Training-time data only: no face model ships or runs in the tracker.
 
 Each record of those datasets gets ``faces``: a list of ``[x0, y0, x1, y1]`` boxes in image
 pixels (empty: none found); other records get ``null`` (not looked at).
+
+The cascades' boxes are kept in ``--cache`` (by default ``scripts/faces_found.json.gz``,
+committed), keyed by the SHA-1 of each photo's bytes, before the filter against the hands: the
+cascades were 25 of the 40 minutes of a fresh machine's ``scripts/training_data.sh``, and a photo
+whose bytes are in the cache is not read again. Only boxes are kept, never pixels.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -76,23 +83,48 @@ def detect_faces(python: str, paths: list[str]) -> list[list[list[int]] | None]:
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
+def photo_key(path: str) -> str:
+    """The cache's key of a photo: the SHA-1 of its bytes (the same photo anywhere on any machine)."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def read_cache(path: Path) -> dict[str, list[list[int]] | None]:
+    return json.loads(gzip.decompress(path.read_bytes())) if path.exists() else {}
+
+
+def write_cache(path: Path, cache: dict[str, list[list[int]] | None]) -> None:
+    """Sorted, one line, gzip without a timestamp: the same boxes give the same bytes."""
+    text = json.dumps(dict(sorted(cache.items())), separators=(",", ":"))
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="scripts/mine_faces.py", description=__doc__.split("\n")[0])
     ap.add_argument("--labels", type=Path, required=True, help="labels file, rewritten in place")
     ap.add_argument("--datasets", nargs="+", required=True)
     ap.add_argument("--python", required=True, help="interpreter of a venv with opencv-python-headless<5")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=Path(__file__).with_name("faces_found.json.gz"),
+                    help="the cascades' boxes by SHA-1 of the photo, read and extended (default: %(default)s)")
     args = ap.parse_args(argv)
     recs = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
     todo = [r for r in recs if r["dataset"] in args.datasets]
-    shards = [todo[k::args.workers] for k in range(args.workers)]
-    with ThreadPoolExecutor(args.workers) as pool:
-        boxes = list(pool.map(lambda shard: detect_faces(args.python, [r["path"] for r in shard]), shards))
+    cache = read_cache(args.cache)
+    keys = {r["path"]: photo_key(r["path"]) for r in todo}
+    missing = sorted({p for p, k in keys.items() if k not in cache})
+    print(f"{len(keys) - len(missing)} of {len(keys)} photos in {args.cache}; the cascades read {len(missing)}")
+    if missing:
+        shards = [missing[k::args.workers] for k in range(args.workers)]
+        with ThreadPoolExecutor(args.workers) as pool:
+            boxes = list(pool.map(lambda shard: detect_faces(args.python, shard), shards))
+        for shard, found in zip(shards, boxes, strict=True):
+            cache.update((keys[p], f) for p, f in zip(shard, found, strict=True))
+        write_cache(args.cache, cache)
     for r in recs:
         r["faces"] = None
-    for shard, found in zip(shards, boxes, strict=True):
-        for r, f in zip(shard, found, strict=True):
-            r["faces"] = None if f is None else off_hands(f, r)
+    for r in todo:
+        f = cache[keys[r["path"]]]
+        r["faces"] = None if f is None else off_hands(f, r)
     args.labels.write_text("".join(json.dumps(r) + "\n" for r in recs))
     print(f"{sum(bool(r['faces']) for r in todo)} of {len(todo)} photos show a face off the hands -> {args.labels}")
     return 0

@@ -3,7 +3,9 @@
 # work tree, so that a fresh machine is one command from training: the fetched sets that issue
 # #20 allows, the teacher's labels (with the other hands and the verified hand-free strips), the
 # faces off the hands, and the packs. A step whose output exists is skipped: after an
-# interruption, run it again. About 40 minutes on 2 cores: 13 of teacher, 25 of face cascades.
+# interruption, run it again. About 20 minutes on 2 cores, most of it the teacher (17 beside CI,
+# 2026-12-07); the face cascades' boxes come from the committed scripts/faces_found.json.gz (the
+# cascades themselves took 18.5 of that day's 39 minutes, before the cache).
 # usage: scripts/training_data.sh OUT CLONES
 #   CLONES: a folder holding a clone (or bare Git folder) of each allowed repository, named
 #   OWNER+NAME (also looked for as OWNER+NAME/repo: the layout the tool library's fetch gives).
@@ -39,7 +41,8 @@ if [ ! -f "$out/labels.jsonl" ]; then
   rm "$out/labels.a.jsonl" "$out/labels.b.jsonl"
 fi
 
-# faces off the hands: OpenCV 4's Haar cascades, in a venv of their own (scripts/mine_faces.py)
+# faces off the hands: OpenCV 4's Haar cascades, in a venv of their own (scripts/mine_faces.py),
+# run only on photos whose bytes scripts/faces_found.json.gz does not hold
 if ! head -n 1 "$out/labels.jsonl" | grep -q '"faces"'; then
   cv4=$out/.venv-cv4
   [ -x "$cv4/bin/python" ] || { python3 -m venv "$cv4" && "$cv4/bin/pip" install -q "opencv-python-headless<5" numpy; }

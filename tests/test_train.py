@@ -1008,6 +1008,43 @@ def test_pack_carries_the_faces_scaled_and_moved_with_the_photo(tmp_path):
     np.testing.assert_allclose(z["faces"][0, 0], np.subtract(face, np.tile(shift, 2)), atol=0.5)
 
 
+def test_mine_faces_reads_each_photo_once_then_takes_its_boxes_from_the_cache(tmp_path, monkeypatch):
+    """scripts/mine_faces.py keeps the cascades' boxes by the photo's bytes: a second run (a fresh
+    machine with the committed cache) reads no photo, and writes the same labels; a face on a
+    labelled hand is dropped either way."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mine_faces", Path(__file__).parents[1] / "scripts" / "mine_faces.py")
+    mine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mine)
+    hand = np.zeros((21, 3))
+    hand[:, :2] = 50.0  # the hand's centre is at (50, 50)
+    recs = []
+    for k in range(3):
+        (tmp_path / f"p{k}.jpg").write_bytes(bytes([k]) * 10)
+        recs.append({"path": str(tmp_path / f"p{k}.jpg"), "dataset": "signer_home" if k < 2 else "sign_digits",
+                     "landmarks": hand.tolist()})
+    read = []
+
+    def cascades(python, paths):
+        read.extend(paths)
+        return [[[0, 0, 100, 100], [200, 200, 260, 260]] for _ in paths]  # one face on the hand, one off
+
+    monkeypatch.setattr(mine, "detect_faces", cascades)
+    labels, cache = tmp_path / "labels.jsonl", tmp_path / "cache.json.gz"
+    argv = ["--labels", str(labels), "--datasets", "signer_home", "--python", "py", "--cache", str(cache)]
+    labels.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert mine.main(argv) == 0
+    first = labels.read_text()
+    assert sorted(read) == [r["path"] for r in recs[:2]]
+    assert [json.loads(line)["faces"] for line in first.splitlines()] == [[[200, 200, 260, 260]]] * 2 + [None]
+    assert len(mine.read_cache(cache)) == 2  # raw boxes, before the filter against the hands
+    read.clear()
+    labels.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert mine.main(argv) == 0
+    assert read == [] and labels.read_text() == first
+
+
 def test_an_option_asking_for_crops_the_pack_lacks_stops_with_how_to_make_them():
     """``--face-share`` / ``--hand-free-share`` on a pool with no faces / strips would do nothing:
     the trainers stop and say which script adds them; at 0 they train as before."""
