@@ -20,7 +20,9 @@ if [ "${1:-}" = --save ]; then
   [ -f "$work/last.pt" ] || { echo "no $work/last.pt: nothing to save" >&2; exit 2; }
   python3 -m handsdk.train.state compact "$work/last.pt" "$records/long.state.pt"
   cp "$work/metrics.jsonl" "$records/metrics.jsonl"
-  [ -f "$work/curves.png" ] && cp "$work/curves.png" "$records/curves.png"
+  # drawn from the metrics here: a sitting stopped by a signal never drew its own
+  python3 -c "import sys; from pathlib import Path; from handsdk.train.loop import plot_curves
+plot_curves(Path(sys.argv[1]), Path(sys.argv[2]), ['loss', 'pck10', 'epe_px'])" "$records/metrics.jsonl" "$records/curves.png"
   echo "commit $records (long.state.pt, metrics.jsonl, curves.png) before the session ends"
   exit 0
 fi

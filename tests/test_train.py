@@ -827,7 +827,7 @@ def test_the_long_run_goes_on_from_its_committed_state_on_a_fresh_machine(tmp_pa
     saved = subprocess.run(["bash", str(script), "--save", str(tmp_path / "old")], env=env,
                            capture_output=True, text=True)
     assert saved.returncode == 0, saved.stderr
-    assert {p.name for p in (tmp_path / "records").iterdir()} == {"long.state.pt", "metrics.jsonl"}
+    assert {p.name for p in (tmp_path / "records").iterdir()} == {"long.state.pt", "metrics.jsonl", "curves.png"}
 
     fresh = tmp_path / "fresh"  # the trainer then stops on the missing pack: the state is what counts here
     sitting = subprocess.run(["bash", str(script), str(tmp_path / "no_pack.npz"), str(fresh), "1"], env=env,
