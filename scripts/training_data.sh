@@ -3,7 +3,7 @@
 # work tree, so that a fresh machine is one command from training: the fetched sets that issue
 # #20 allows, the teacher's labels (with the other hands and the verified hand-free strips), the
 # faces off the hands, and the packs. A step whose output exists is skipped: after an
-# interruption, run it again. About 20 minutes on 2 cores, most of it the teacher (17 beside CI,
+# interruption, run it again. About 20 minutes on 2 cores, most of it the teacher (18 beside CI,
 # 2026-12-07); the face cascades' boxes come from the committed scripts/faces_found.json.gz (the
 # cascades themselves took 18.5 of that day's 39 minutes, before the cache).
 # usage: scripts/training_data.sh OUT CLONES
