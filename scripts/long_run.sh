@@ -22,7 +22,8 @@ if [ "${1:-}" = --save ]; then
   cp "$work/metrics.jsonl" "$records/metrics.jsonl"
   # drawn from the metrics here: a sitting stopped by a signal never drew its own
   python3 -c "import sys; from pathlib import Path; from handsdk.train.loop import plot_curves
-plot_curves(Path(sys.argv[1]), Path(sys.argv[2]), ['loss', 'pck10', 'epe_px'])" "$records/metrics.jsonl" "$records/curves.png"
+from handsdk.train.landmark import CURVES; plot_curves(Path(sys.argv[1]), Path(sys.argv[2]), CURVES)" \
+    "$records/metrics.jsonl" "$records/curves.png"
   echo "commit $records (long.state.pt, metrics.jsonl, curves.png) before the session ends"
   exit 0
 fi

@@ -46,6 +46,8 @@ from .loop import (
     setup,
 )
 
+#: what curves.png plots, here and in scripts/long_run.sh --save
+CURVES = ["loss", "pck10", "epe_px"]
 CROP_SCALE = 1.5  # crop side / hand's rotated bounding-box side; the tracker uses the same
 
 
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"epe {metrics['epe_px']:.2f}px {'(best)' if better else ''} " +
                   " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pck10_")),
                   flush=True)
-    plot_curves(tr.log_path, args.workdir / "curves.png", ["loss", "pck10", "epe_px"])
+    plot_curves(tr.log_path, args.workdir / "curves.png", CURVES)
     print(tr.closing_line("pck10"))
     return 0
 
