@@ -27,8 +27,6 @@ never pixels.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ import numpy as np
 
 from handsdk.errors import ConfigError
 from handsdk.script import ArgumentParser, run_script
+from handsdk.train.photo_cache import photo_key, read_cache, write_cache
 
 #: Runs in the OpenCV 4 interpreter: photo paths in (one per line), face boxes out (a JSON list
 #: per line; null for an unreadable photo). Faces at least 1/25 of the short side (and 16 px).
@@ -82,21 +81,6 @@ def detect_faces(python: str, paths: list[str]) -> list[list[list[int]] | None]:
         raise ConfigError(f"--python {python}: the face worker failed ({last}); it needs a venv with "
                           "opencv-python-headless<5 and numpy")
     return [json.loads(line) for line in proc.stdout.splitlines()]
-
-
-def photo_key(path: str) -> str:
-    """The cache's key of a photo: the SHA-1 of its bytes (the same photo anywhere on any machine)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-
-
-def read_cache(path: Path) -> dict[str, list[list[int]] | None]:
-    return json.loads(gzip.decompress(path.read_bytes())) if path.exists() else {}
-
-
-def write_cache(path: Path, cache: dict[str, list[list[int]] | None]) -> None:
-    """Sorted, one line, gzip without a timestamp: the same boxes give the same bytes."""
-    text = json.dumps(dict(sorted(cache.items())), separators=(",", ":"))
-    path.write_bytes(gzip.compress(text.encode(), mtime=0))
 
 
 def main(argv: list[str] | None = None) -> int:

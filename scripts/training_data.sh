@@ -3,9 +3,10 @@
 # work tree, so that a fresh machine is one command from training: the fetched sets that issue
 # #20 allows, the teacher's labels (with the other hands and the verified hand-free strips), the
 # faces off the hands, and the packs. A step whose output exists is skipped: after an
-# interruption, run it again. About 20 minutes on 2 cores, most of it the teacher (18 beside CI,
-# 2026-12-07); the face cascades' boxes come from the committed scripts/faces_found.json.gz (the
-# cascades themselves took 18.5 of that day's 39 minutes, before the cache).
+# interruption, run it again. About 2 minutes on 2 cores (2026-12-08): the teacher's findings and
+# the face cascades' boxes come from the committed scripts/teacher_labels.json.gz and
+# scripts/faces_found.json.gz, and each runs only on photos they lack (the two took 18 and 18.5 of
+# the 39 minutes of 2026-12-07, before the caches); labels and packs come out byte-identical.
 # usage: scripts/training_data.sh OUT CLONES
 #   CLONES: a folder holding a clone (or bare Git folder) of each allowed repository, named
 #   OWNER+NAME (also looked for as OWNER+NAME/repo: the layout the tool library's fetch gives).
@@ -28,12 +29,13 @@ for name in closeup_hands counting_hands signer_home lab_gestures; do
   python3 -m handsdk.train.fetched --name "$name" --repo "$dir"
 done
 
-# the teacher, one process per half of the photos (it is most of the time)
+# the teacher, one process per half of the photos, run only on photos whose bytes (and dataset box)
+# scripts/teacher_labels.json.gz does not hold
 if [ ! -f "$out/labels.jsonl" ]; then
-  python3 -m handsdk.train.pseudolabel --out "$out/labels.a.jsonl" \
+  python3 -m handsdk.train.pseudolabel --out "$out/labels.a.jsonl" --cache "$here/scripts/teacher_labels.json.gz" \
     --datasets sign_digits asl_letters gesture_counts rock_paper_scissors closeup_hands > "$out/labels.a.log" 2>&1 &
   a=$!
-  python3 -m handsdk.train.pseudolabel --out "$out/labels.b.jsonl" \
+  python3 -m handsdk.train.pseudolabel --out "$out/labels.b.jsonl" --cache "$here/scripts/teacher_labels.json.gz" \
     --datasets counting_hands signer_home lab_gestures > "$out/labels.b.log" 2>&1
   wait "$a"
   tail -n 1 "$out/labels.a.log" "$out/labels.b.log"

@@ -1045,6 +1045,51 @@ def test_mine_faces_reads_each_photo_once_then_takes_its_boxes_from_the_cache(tm
     assert read == [] and labels.read_text() == first
 
 
+def test_pseudolabel_runs_the_teacher_once_per_photo_then_takes_its_findings_from_the_cache(tmp_path, monkeypatch):
+    """``--cache`` keeps the teacher's findings by the photo's bytes and dataset box: a second run
+    (a fresh machine with the committed cache) runs the teacher on no photo, a rejected one
+    included, and writes the same labels; a cache of another version is not trusted."""
+    import cv2
+
+    from handsdk.data import Photo
+    from handsdk.train import pseudolabel
+
+    photos = []
+    for k in range(3):
+        path = tmp_path / "set" / "images" / f"p{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((8, 8, 3), k, np.uint8))
+        photos.append(Photo(path, "sign_digits", "train", f"g{k}", str(k)))
+    taught = []
+
+    def teacher_fields(teacher, photo, image, min_presence=0.9, hand_free=True):
+        taught.append(photo.path.name)
+        k = int(photo.label)
+        return None if k == 2 else {"size": [8, 8], "landmarks": [[k, k, 0.0]] * 21, "presence": 0.95}
+
+    monkeypatch.setattr(pseudolabel, "MediaPipeTeacher", lambda root, variant: object())
+    monkeypatch.setattr(pseudolabel, "iter_photos", lambda datasets: iter(photos))
+    monkeypatch.setattr(pseudolabel, "teacher_fields", teacher_fields)
+    out, cache = tmp_path / "labels.jsonl", tmp_path / "cache.json.gz"
+    argv = ["--out", str(out), "--teacher", str(tmp_path), "--datasets", "sign_digits", "--cache", str(cache)]
+    assert pseudolabel.main(argv) == 0
+    first = out.read_text()
+    assert sorted(taught) == ["p0.png", "p1.png", "p2.png"]
+    assert [json.loads(line)["label"] for line in first.splitlines()] == ["0", "1"]  # p2: not confident
+    taught.clear()
+    assert pseudolabel.main(argv) == 0
+    assert taught == [] and out.read_text() == first
+    cv2.imwrite(str(photos[1].path), np.full((8, 8, 3), 7, np.uint8))  # other bytes: the teacher again
+    assert pseudolabel.main(argv) == 0
+    assert taught == ["p1.png"]
+    taught.clear()
+    assert pseudolabel.main([*argv, "--min-presence", "0.8"]) == 0  # found at 0.9: not trusted at 0.8
+    assert sorted(taught) == ["p0.png", "p1.png", "p2.png"]
+    taught.clear()
+    assert pseudolabel.main(argv) == 0  # and left the cache as it was
+    assert taught == []
+
+
 def test_an_option_asking_for_crops_the_pack_lacks_stops_with_how_to_make_them():
     """``--face-share`` / ``--hand-free-share`` on a pool with no faces / strips would do nothing:
     the trainers stop and say which script adds them; at 0 they train as before."""

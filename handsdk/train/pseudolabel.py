@@ -15,11 +15,17 @@ And ``others``: the landmarks of every other hand the teacher finds in the photo
 least :data:`OTHER_MIN_PRESENCE`). A label covers one hand; without ``others`` the detector
 trainer, which shows whole photos, would teach that a signer's second hand is background (measured:
 docs/models.md, "Second hands"). ``--others-only`` adds the field to an existing labels file.
+
+``--cache`` (``scripts/training_data.sh`` gives the committed ``scripts/teacher_labels.json.gz``)
+keeps what the teacher finds in each photo, rejections included, by the SHA-1 of the photo's bytes
+and its dataset box: the teacher took 18 of a fresh machine's 39 minutes of data rebuild
+(2026-12-07), and a photo in the cache is not run again. Findings only, never pixels.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,10 +41,14 @@ from ..data import EVAL_ONLY, FETCHED, TRAINABLE, iter_photos, teacher_root, yol
 from ..errors import ConfigError
 from ..geometry import hand_free_region
 from ..types import RotatedRect, hand_size
+from .photo_cache import photo_key, read_cache, write_cache
 from .teacher import MediaPipeTeacher
 
 #: an unlabelled hand counts for ``others`` from this teacher presence (the label itself needs 0.9)
 OTHER_MIN_PRESENCE = 0.8
+#: what ``--cache`` holds was found by this version of :func:`teacher_fields`: change it with the
+#: function (or the teacher's models), and the cache is ignored rather than trusted
+LABELS_VERSION = "1"
 
 
 def _box_candidates(photo, image: np.ndarray) -> list[RotatedRect]:
@@ -63,6 +73,14 @@ def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9,
     image = cv2.imread(str(photo.path))
     if image is None:
         return None
+    found = teacher_fields(teacher, photo, image, min_presence, hand_free)
+    return None if found is None else photo_record(photo, found)
+
+
+def teacher_fields(teacher: MediaPipeTeacher, photo, image: np.ndarray, min_presence: float = 0.9,
+                   hand_free: bool = True) -> dict | None:
+    """What the teacher finds in one photo (the record's fields that do not come from the
+    dataset), or None where it is not confident: what ``--cache`` keeps."""
     candidates = teacher.detect_palms(image) + _box_candidates(photo, image)
     best = max((teacher.landmarks_in(image, r) for r in candidates), key=lambda t: t.presence)
     for _ in range(2):
@@ -73,13 +91,23 @@ def label_photo(teacher: MediaPipeTeacher, photo, min_presence: float = 0.9,
     if best.presence < min_presence:
         return None
     return {
-        "path": str(photo.path), "dataset": photo.dataset, "split": photo.split,
-        "group": photo.group, "label": photo.label, "size": [image.shape[1], image.shape[0]],
+        "size": [image.shape[1], image.shape[0]],
         "landmarks": np.round(best.landmarks, 2).tolist(), "presence": round(best.presence, 4),
         "right": round(best.right, 4),
         "hand_free": verified_hand_free(teacher, image, best.landmarks) if hand_free else None,
         "others": other_hands(teacher, image, best.landmarks),
     }
+
+
+def photo_record(photo, found: dict) -> dict:
+    """One line of the labels file: the photo's place in its dataset, then the teacher's fields."""
+    return {"path": str(photo.path), "dataset": photo.dataset, "split": photo.split,
+            "group": photo.group, "label": photo.label, **found}
+
+
+def cache_key(photo) -> str:
+    """The teacher's result depends on the photo's bytes and on its dataset box (a candidate crop)."""
+    return photo_key(photo.path, json.dumps(yolo_box(photo)).encode())
 
 
 def other_hands(teacher: MediaPipeTeacher, image: np.ndarray, landmarks) -> list[list[list[float]]]:
@@ -129,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only add the verified hand-free strips to the existing --out file")
     ap.add_argument("--others-only", action="store_true",
                     help="only add the other hands in each photo to the existing --out file")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="the teacher's findings by SHA-1 of the photo (scripts/teacher_labels.json.gz), "
+                         "read, and extended with the photos it lacks")
     args = ap.parse_args(argv)
     if args.teacher is None:
         print("no teacher models found (../shared/teacher or HANDSDK_TEACHER)", file=sys.stderr)
@@ -150,17 +181,60 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--datasets: unknown {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     photos = list(iter_photos(tuple(args.datasets)))
+    version = f"{LABELS_VERSION} min_presence={args.min_presence}"
+    known_found = _cached(args.cache, version)
+    if known_found is None:
+        print(f"--cache {args.cache} holds labels of another version or --min-presence; not used")
+    new: dict[str, dict | None] = {}
     kept, t0 = 0, time.time()
     with args.out.open("w") as f:
         for i, photo in enumerate(photos):
-            rec = label_photo(teacher, photo, args.min_presence)
-            if rec is not None:
+            key = cache_key(photo) if known_found is not None else ""
+            if known_found is not None and key in known_found:
+                found = known_found[key]
+            else:
+                image = cv2.imread(str(photo.path))
+                if image is None:
+                    continue
+                found = teacher_fields(teacher, photo, image, args.min_presence)
+                if known_found is not None:
+                    new[key] = found
+            if found is not None:
                 kept += 1
-                f.write(json.dumps(rec) + "\n")
+                f.write(json.dumps(photo_record(photo, found)) + "\n")
             if i % 200 == 0:
                 print(f"{i}/{len(photos)} kept {kept} ({time.time() - t0:.0f}s)", flush=True)
-    print(f"kept {kept} of {len(photos)} photos -> {args.out}")
+    if args.cache is not None and new:
+        _add_to_cache(args.cache, version, new)
+    taught = f"; the teacher read {len(new)}, the rest came from {args.cache}" if args.cache else ""
+    print(f"kept {kept} of {len(photos)} photos -> {args.out}{taught}")
     return 0
+
+
+def _cached(path: Path | None, version: str) -> dict | None:
+    """The cache's photos ({} without a cache or a file yet), None where it is of another version."""
+    stored = read_cache(path) if path is not None else {}
+    if stored and stored.get("version") != version:
+        return None
+    return stored.get("photos", {})
+
+
+def _add_to_cache(path: Path, version: str, new: dict) -> None:
+    """Read, extend and write the cache under a lock on its folder: training_data.sh runs two
+    teacher processes at once, each adding its own photos."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (run one process at a time there)
+        fcntl = None
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+        photos = _cached(path, version) or {}
+        photos.update(new)
+        write_cache(path, {"version": version, "photos": photos})
+    finally:
+        os.close(folder)
 
 
 if __name__ == "__main__":
