@@ -226,15 +226,16 @@ def _add_to_cache(path: Path, version: str, new: dict) -> None:
         import fcntl
     except ImportError:  # not POSIX: no lock (run one process at a time there)
         fcntl = None
-    folder = os.open(path.parent, os.O_RDONLY)
+    folder = os.open(path.parent, os.O_RDONLY) if fcntl is not None else None
     try:
-        if fcntl is not None:
+        if folder is not None:
             fcntl.flock(folder, fcntl.LOCK_EX)
         photos = _cached(path, version) or {}
         photos.update(new)
         write_cache(path, {"version": version, "photos": photos})
     finally:
-        os.close(folder)
+        if folder is not None:
+            os.close(folder)
 
 
 if __name__ == "__main__":
