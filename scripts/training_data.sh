@@ -3,10 +3,11 @@
 # work tree, so that a fresh machine is one command from training: the fetched sets that issue
 # #20 allows, the teacher's labels (with the other hands and the verified hand-free strips), the
 # faces off the hands, and the packs. A step whose output exists is skipped: after an
-# interruption, run it again. About 2 minutes on 2 cores (2026-12-08): the teacher's findings and
-# the face cascades' boxes come from the committed scripts/teacher_labels.json.gz and
-# scripts/faces_found.json.gz, and each runs only on photos they lack (the two took 18 and 18.5 of
-# the 39 minutes of 2026-12-07, before the caches); labels and packs come out byte-identical.
+# interruption, run it again. About 3 minutes on 2 cores (2026-12-08: the sets ~1, the rest 2):
+# the teacher's findings and the face cascades' boxes come from the committed
+# scripts/teacher_labels.json.gz and scripts/faces_found.json.gz, and each runs only on photos
+# they lack (the two took 18 and 18.5 of the 39 minutes of 2026-12-07, before the caches); labels
+# and packs come out byte-identical.
 # usage: scripts/training_data.sh OUT CLONES
 #   CLONES: a folder holding a clone (or bare Git folder) of each allowed repository, named
 #   OWNER+NAME (also looked for as OWNER+NAME/repo: the layout the tool library's fetch gives).
